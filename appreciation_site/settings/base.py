@@ -1,0 +1,175 @@
+"""Settings shared by every environment, read from the environment with django-environ."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials.apps.SimpleAppConfig",
+    "classes",
+    "generation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "appreciation_site.urls"
+WSGI_APPLICATION = "appreciation_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+            # django-template-partials wraps the loaders so `page.html#row` resolves.
+            "builtins": ["template_partials.templatetags.partials"],
+            "loaders": [
+                (
+                    "template_partials.loader.Loader",
+                    [
+                        (
+                            "django.template.loaders.cached.Loader",
+                            [
+                                "django.template.loaders.filesystem.Loader",
+                                "django.template.loaders.app_directories.Loader",
+                            ],
+                        )
+                    ],
+                )
+            ],
+        },
+    }
+]
+
+# SQLite when no DATABASE_URL is set, so `make run` works on a bare machine.
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Reconnect after a PostgreSQL restart instead of serving errors from a dead connection.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "classes.Teacher"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "classes:dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français")]
+TIME_ZONE = env("TIME_ZONE", default="Europe/Paris")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+
+# Imports: a class list is small; anything bigger is a wrong file.
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES + 64 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES + 64 * 1024
+
+# Celery. REDIS_URL selects Redis; without it the filesystem transport that ships with kombu
+# gives `make run` a real broker with no service to install.
+REDIS_URL = env("REDIS_URL", default="")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+else:
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "out"),
+        "data_folder_out": str(_broker_dir / "out"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+# Job status lives in our own tables; Celery results are not needed.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"generation.tasks.generate_*": {"queue": "gpu"}}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+# A task running longer than the visibility timeout is delivered again: keep it above the limit.
+CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("visibility_timeout", CELERY_TASK_TIME_LIMIT + 15 * 60)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Generation (see worker/ and the model card in ../shared/reference/model-card.txt).
+# A dotted path to the backend class, like Django's EMAIL_BACKEND.
+APPRECIATION_BACKEND = env(
+    "APPRECIATION_BACKEND", default="worker.backends.transformers.TransformersBackend"
+)
+# Not gated, same weights as meta-llama's (facts.md). Hub ids or local folders.
+APPRECIATION_BASE_MODEL = env("APPRECIATION_BASE_MODEL", default="unsloth/Llama-3.2-3B-Instruct")
+APPRECIATION_ADAPTER = env("APPRECIATION_ADAPTER", default="eltorio/Llama-3.2-3B-appreciation")
+# True when the model in use is the random test model (`manage.py build_test_model`):
+# pages that show a draft then say so.
+APPRECIATION_TEST_MODEL = env.bool("APPRECIATION_TEST_MODEL", default=False)
+APPRECIATION_DEVICE = env("APPRECIATION_DEVICE", default="auto")  # auto, cpu, cuda, cuda:1
+APPRECIATION_DTYPE = env("APPRECIATION_DTYPE", default="auto")  # auto, bfloat16, float16
+# The model card's sampling settings; top_k/top_p pinned so no library default creeps in.
+APPRECIATION_MAX_NEW_TOKENS = env.int("APPRECIATION_MAX_NEW_TOKENS", default=90)
+APPRECIATION_TEMPERATURE = env.float("APPRECIATION_TEMPERATURE", default=1.5)
+APPRECIATION_MIN_P = env.float("APPRECIATION_MIN_P", default=0.1)
+APPRECIATION_TOP_K = env.int("APPRECIATION_TOP_K", default=0)
+APPRECIATION_TOP_P = env.float("APPRECIATION_TOP_P", default=1.0)
+APPRECIATION_SEED = env.int("APPRECIATION_SEED", default=None)
+# 0 = automatic (from free GPU memory; a fixed size on CPU).
+APPRECIATION_BATCH_SIZE = env.int("APPRECIATION_BATCH_SIZE", default=0)
+APPRECIATION_MAX_ATTEMPTS = env.int("APPRECIATION_MAX_ATTEMPTS", default=3)

@@ -1,0 +1,240 @@
+"""The school admin manages their own school here; every list and choice is scoped to it."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Q
+
+from .models import (
+    Level,
+    School,
+    SchoolClass,
+    SchoolYear,
+    Student,
+    Subject,
+    Teacher,
+    TeachingAssignment,
+    Term,
+    TermAssessment,
+)
+
+
+def _is_school_admin(request) -> bool:
+    user = request.user
+    return user.is_active and user.is_staff and user.role == Teacher.Role.SCHOOL_ADMIN
+
+
+class SchoolScopedAdmin(admin.ModelAdmin):
+    """Rows of the admin's own school only; superusers see everything."""
+
+    school_path = "school"
+
+    def _allowed(self, request) -> bool:
+        return request.user.is_superuser or (
+            _is_school_admin(request) and request.user.school_id is not None
+        )
+
+    def has_module_permission(self, request) -> bool:
+        return self._allowed(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._allowed(request)
+
+    def has_add_permission(self, request) -> bool:
+        return self._allowed(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._allowed(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._allowed(request)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{self.school_path: request.user.school_id})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not request.user.is_superuser:
+            school_id = request.user.school_id
+            scoped = {
+                "school": School.objects.filter(pk=school_id),
+                "school_year": SchoolYear.objects.filter(school_id=school_id),
+                "school_class": SchoolClass.objects.filter(school_id=school_id),
+                "teacher": Teacher.objects.filter(school_id=school_id),
+                "student": Student.objects.filter(school_class__school_id=school_id),
+                "subject": Subject.objects.filter(Q(school=None) | Q(school_id=school_id)),
+                "term": Term.objects.filter(school_year__school_id=school_id),
+            }
+            if db_field.name in scoped:
+                kwargs["queryset"] = scoped[db_field.name]
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if not request.user.is_superuser and db_field.name == "headed_subjects":
+            school_id = request.user.school_id
+            kwargs["queryset"] = Subject.objects.filter(Q(school=None) | Q(school_id=school_id))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not request.user.is_superuser and self.school_path == "school":
+            obj.school_id = request.user.school_id
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(School)
+class SchoolAdmin(SchoolScopedAdmin):
+    school_path = "pk"
+    fields = ["name", "uai", "appreciation_max_chars", "requires_head_approval"]
+    list_display = ["name", "uai", "appreciation_max_chars", "requires_head_approval"]
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Teacher)
+class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
+    list_display = ["username", "last_name", "first_name", "email", "role", "is_active"]
+    list_filter = ["role", "is_active"]
+    search_fields = ["username", "last_name", "first_name", "email"]
+    filter_horizontal = ["headed_subjects"]
+    fieldsets = [
+        (None, {"fields": ["username", "password"]}),
+        ("Identité", {"fields": ["last_name", "first_name", "email"]}),
+        ("Rôle", {"fields": ["school", "role", "headed_subjects", "is_active", "is_staff"]}),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [
+        (
+            None,
+            {
+                "classes": ["wide"],
+                "fields": ["username", "last_name", "first_name", "email", "school", "role",
+                           "usable_password", "password1", "password2"],
+            },
+        )
+    ]
+    readonly_fields = ["last_login", "date_joined"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser and obj is not None:
+            return [*fieldsets, ("Super-utilisateur", {"fields": ["is_superuser"]})]
+        return fieldsets
+
+
+@admin.register(Subject)
+class SubjectAdmin(SchoolScopedAdmin):
+    fields = ["name", "short_name"]
+    list_display = ["name", "short_name", "school"]
+
+    def get_queryset(self, request):
+        queryset = admin.ModelAdmin.get_queryset(self, request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(Q(school=None) | Q(school_id=request.user.school_id))
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Shared subjects (the model card's) belong to no school: only a superuser edits them.
+        if obj is not None and obj.school_id is None:
+            return request.user.is_superuser
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.school_id is None:
+            return request.user.is_superuser
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(Level)
+class LevelAdmin(admin.ModelAdmin):
+    fields = ["code", "name", "order"]
+    list_display = ["name", "code", "order"]
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser or _is_school_admin(request)
+
+
+class TermInline(admin.TabularInline):
+    model = Term
+    fields = ["number", "start_date", "end_date", "is_closed"]
+    extra = 0
+    max_num = 3
+
+
+@admin.register(SchoolYear)
+class SchoolYearAdmin(SchoolScopedAdmin):
+    fields = ["name", "start_date", "end_date"]
+    list_display = ["name", "start_date", "end_date"]
+    inlines = [TermInline]
+
+
+@admin.register(Term)
+class TermAdmin(SchoolScopedAdmin):
+    school_path = "school_year__school"
+    fields = ["school_year", "number", "start_date", "end_date", "is_closed"]
+    list_display = ["__str__", "start_date", "end_date", "is_closed"]
+    list_editable = ["is_closed"]
+
+
+class StudentInline(admin.TabularInline):
+    model = Student
+    fields = ["last_name", "first_name", "is_repeating", "external_id"]
+    extra = 0
+
+
+class AssignmentInline(admin.TabularInline):
+    model = TeachingAssignment
+    fields = ["teacher", "subject"]
+    extra = 0
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        school_id = request.user.school_id
+        if not request.user.is_superuser:
+            if db_field.name == "teacher":
+                kwargs["queryset"] = Teacher.objects.filter(school_id=school_id)
+            elif db_field.name == "subject":
+                kwargs["queryset"] = Subject.objects.filter(Q(school=None) | Q(school_id=school_id))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(SchoolClass)
+class SchoolClassAdmin(SchoolScopedAdmin):
+    fields = ["name", "level", "school_year"]
+    list_display = ["name", "level", "school_year"]
+    list_filter = ["level", "school_year"]
+    inlines = [AssignmentInline, StudentInline]
+
+
+@admin.register(Student)
+class StudentAdmin(SchoolScopedAdmin):
+    school_path = "school_class__school"
+    fields = ["last_name", "first_name", "school_class", "is_repeating", "external_id"]
+    list_display = ["last_name", "first_name", "school_class", "is_repeating"]
+    list_filter = ["school_class"]
+    search_fields = ["last_name", "first_name", "external_id"]
+
+
+@admin.register(TeachingAssignment)
+class TeachingAssignmentAdmin(SchoolScopedAdmin):
+    school_path = "school_class__school"
+    fields = ["teacher", "school_class", "subject"]
+    list_display = ["school_class", "subject", "teacher"]
+    list_filter = ["subject", "school_class"]
+
+
+@admin.register(TermAssessment)
+class TermAssessmentAdmin(SchoolScopedAdmin):
+    school_path = "student__school_class__school"
+    fields = ["student", "subject", "term", "average", "behaviour", "participation", "work"]
+    list_display = ["student", "subject", "term", "average", "behaviour", "participation", "work"]
+    list_filter = ["subject", "term"]
+    search_fields = ["student__last_name", "student__first_name"]

@@ -1,0 +1,65 @@
+"""Parsing of grades as teachers type them: French decimal comma, empty = not entered."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+
+from .models import AVERAGE_MAX, RATING_MAX
+
+FIELD_MAXIMUM = {
+    "average": AVERAGE_MAX,
+    "behaviour": RATING_MAX,
+    "participation": RATING_MAX,
+    "work": RATING_MAX,
+}
+FIELD_DECIMALS = {"average": 2, "behaviour": 1, "participation": 1, "work": 1}
+
+
+def parse_grade(raw: str | float | int | Decimal | None, *, field: str) -> Decimal | None:
+    """Return the value as a Decimal, None when empty, or raise a French ValidationError."""
+    maximum = FIELD_MAXIMUM[field]
+    if raw is None:
+        return None
+    if isinstance(raw, float | int | Decimal) and not isinstance(raw, bool):
+        text = str(raw)
+    else:
+        text = str(raw).strip().replace("\u00a0", "").replace(" ", "")
+    if text == "":
+        return None
+    # "10,5" is how French teachers write 10.5.
+    text = text.replace(",", ".")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValidationError(
+            f"« {raw} » n'est pas un nombre : saisissez une valeur entre 0 et {maximum}.",
+            code="invalid",
+        ) from None
+    if not value.is_finite():
+        raise ValidationError(
+            f"« {raw} » n'est pas un nombre : saisissez une valeur entre 0 et {maximum}.",
+            code="invalid",
+        )
+    if value < 0 or value > maximum:
+        raise ValidationError(
+            f"La valeur doit être comprise entre 0 et {maximum} (saisi : {raw}).",
+            code="out_of_range",
+        )
+    decimals = FIELD_DECIMALS[field]
+    quantum = Decimal(1).scaleb(-decimals)
+    if value != value.quantize(quantum):
+        raise ValidationError(
+            f"{decimals} décimale(s) au plus (saisi : {raw}).", code="too_many_decimals"
+        )
+    return value.quantize(quantum)
+
+
+def format_grade(value: Decimal | None) -> str:
+    """French display: 12,5 ; 14 ; empty for None."""
+    if value is None:
+        return ""
+    normalized = value.normalize()
+    text = format(normalized, "f")
+    return text.replace(".", ",")

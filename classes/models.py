@@ -1,0 +1,272 @@
+"""Schools, teachers (the user model), classes, students and their term inputs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+AVERAGE_MAX = Decimal("20")
+RATING_MAX = Decimal("10")
+
+
+class School(models.Model):
+    name = models.CharField("nom", max_length=200)
+    uai = models.CharField(
+        "code UAI", max_length=8, blank=True, help_text="Identifiant national de l'établissement."
+    )
+    appreciation_max_chars = models.PositiveSmallIntegerField(
+        "nombre maximal de caractères d'une appréciation",
+        default=255,
+        help_text="Limite du modèle de bulletin (Pronote : réglage de l'établissement).",
+    )
+    requires_head_approval = models.BooleanField(
+        "approbation du responsable de discipline requise", default=False
+    )
+
+    class Meta:
+        verbose_name = "établissement"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subject(models.Model):
+    """A subject; school=None for the subjects every school shares (data migration)."""
+
+    school = models.ForeignKey(
+        School, on_delete=models.CASCADE, null=True, blank=True, related_name="subjects"
+    )
+    name = models.CharField("nom", max_length=120)
+    short_name = models.CharField("abréviation", max_length=20, blank=True)
+
+    class Meta:
+        verbose_name = "discipline"
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(school=None), name="subject_shared_name_unique"
+            ),
+            models.UniqueConstraint(fields=["school", "name"], name="subject_school_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Level(models.Model):
+    code = models.CharField(max_length=10, unique=True)
+    name = models.CharField("nom", max_length=40)
+    order = models.PositiveSmallIntegerField("ordre", default=0)
+
+    class Meta:
+        verbose_name = "niveau"
+        ordering = ["order"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Teacher(AbstractUser):
+    class Role(models.TextChoices):
+        TEACHER = "teacher", "Enseignant"
+        DEPARTMENT_HEAD = "department_head", "Responsable de discipline"
+        SCHOOL_ADMIN = "school_admin", "Administrateur de l'établissement"
+
+    school = models.ForeignKey(
+        School,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="teachers",
+        verbose_name="établissement",
+    )
+    role = models.CharField("rôle", max_length=20, choices=Role.choices, default=Role.TEACHER)
+    headed_subjects = models.ManyToManyField(
+        Subject, blank=True, related_name="heads", verbose_name="disciplines dirigées"
+    )
+
+    class Meta:
+        verbose_name = "enseignant"
+        ordering = ["last_name", "first_name"]
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+    @property
+    def is_department_head(self) -> bool:
+        return self.role == self.Role.DEPARTMENT_HEAD
+
+    @property
+    def is_school_admin(self) -> bool:
+        return self.role == self.Role.SCHOOL_ADMIN
+
+
+class SchoolYear(models.Model):
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="years")
+    name = models.CharField("nom", max_length=20, help_text="Par exemple 2026-2027.")
+    start_date = models.DateField("début")
+    end_date = models.DateField("fin")
+
+    class Meta:
+        verbose_name = "année scolaire"
+        verbose_name_plural = "années scolaires"
+        ordering = ["-start_date"]
+        constraints = [
+            models.UniqueConstraint(fields=["school", "name"], name="year_school_name_unique"),
+            models.CheckConstraint(
+                condition=Q(end_date__gt=models.F("start_date")), name="year_dates_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Term(models.Model):
+    school_year = models.ForeignKey(SchoolYear, on_delete=models.CASCADE, related_name="terms")
+    number = models.PositiveSmallIntegerField("trimestre")
+    start_date = models.DateField("début")
+    end_date = models.DateField("fin")
+    is_closed = models.BooleanField(
+        "clos", default=False, help_text="Un trimestre clos ne peut plus être modifié."
+    )
+
+    class Meta:
+        verbose_name = "trimestre"
+        ordering = ["school_year", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["school_year", "number"], name="term_unique_number"),
+            models.CheckConstraint(condition=Q(number__gte=1, number__lte=3), name="term_1_to_3"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.school_year}"
+
+    @property
+    def label(self) -> str:
+        return {1: "1er trimestre", 2: "2e trimestre", 3: "3e trimestre"}[self.number]
+
+
+class SchoolClass(models.Model):
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="classes")
+    school_year = models.ForeignKey(
+        SchoolYear, on_delete=models.CASCADE, related_name="classes", verbose_name="année"
+    )
+    level = models.ForeignKey(Level, on_delete=models.PROTECT, verbose_name="niveau")
+    name = models.CharField("nom", max_length=40, help_text="Par exemple « 2nde 3 ».")
+
+    class Meta:
+        verbose_name = "classe"
+        ordering = ["level__order", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["school_year", "name"], name="class_year_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Student(models.Model):
+    school_class = models.ForeignKey(
+        SchoolClass, on_delete=models.CASCADE, related_name="students", verbose_name="classe"
+    )
+    last_name = models.CharField("nom", max_length=100)
+    first_name = models.CharField("prénom", max_length=100)
+    is_repeating = models.BooleanField("redoublant", default=False)
+    external_id = models.CharField(
+        "identifiant",
+        max_length=64,
+        blank=True,
+        help_text="Identifiant de l'élève dans le logiciel de l'établissement (Gepi…).",
+    )
+
+    class Meta:
+        verbose_name = "élève"
+        ordering = ["last_name", "first_name"]
+
+    def __str__(self) -> str:
+        return f"{self.last_name} {self.first_name}"
+
+
+class TeachingAssignment(models.Model):
+    teacher = models.ForeignKey(
+        Teacher, on_delete=models.CASCADE, related_name="assignments", verbose_name="enseignant"
+    )
+    school_class = models.ForeignKey(
+        SchoolClass, on_delete=models.CASCADE, related_name="assignments", verbose_name="classe"
+    )
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, verbose_name="discipline")
+
+    class Meta:
+        verbose_name = "service d'enseignement"
+        verbose_name_plural = "services d'enseignement"
+        ordering = ["school_class__level__order", "school_class__name", "subject__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["teacher", "school_class", "subject"], name="assignment_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.school_class} · {self.subject} · {self.teacher}"
+
+
+class TermAssessment(models.Model):
+    """One student's inputs in one subject for one term. Empty = not entered (or N/A)."""
+
+    RATING_FIELDS = ("behaviour", "participation", "work")
+    INPUT_FIELDS = ("average", *RATING_FIELDS)
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="assessments")
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT)
+    term = models.ForeignKey(Term, on_delete=models.CASCADE, related_name="assessments")
+    average = models.DecimalField("moyenne /20", max_digits=4, decimal_places=2, null=True)
+    behaviour = models.DecimalField("comportement /10", max_digits=3, decimal_places=1, null=True)
+    participation = models.DecimalField(
+        "participation /10", max_digits=3, decimal_places=1, null=True
+    )
+    work = models.DecimalField("travail /10", max_digits=3, decimal_places=1, null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        Teacher, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "évaluation du trimestre"
+        verbose_name_plural = "évaluations du trimestre"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["student", "subject", "term"], name="assessment_unique_per_term"
+            ),
+            models.CheckConstraint(
+                condition=Q(average__isnull=True) | Q(average__gte=0, average__lte=AVERAGE_MAX),
+                name="assessment_average_0_20",
+            ),
+            *[
+                models.CheckConstraint(
+                    condition=Q(**{f"{field}__isnull": True})
+                    | Q(**{f"{field}__gte": 0, f"{field}__lte": RATING_MAX}),
+                    name=f"assessment_{field}_0_10",
+                )
+                for field in ("behaviour", "participation", "work")
+            ],
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} · {self.subject} · T{self.term.number}"
+
+    @property
+    def is_complete(self) -> bool:
+        return all(getattr(self, name) is not None for name in self.INPUT_FIELDS)
+
+    @property
+    def missing_labels(self) -> list[str]:
+        return [
+            str(self._meta.get_field(name).verbose_name)
+            for name in self.INPUT_FIELDS
+            if getattr(self, name) is None
+        ]

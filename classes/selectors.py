@@ -1,0 +1,152 @@
+"""Reads, always scoped to the user's school and role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
+
+from .models import (
+    SchoolClass,
+    Student,
+    Subject,
+    Teacher,
+    TeachingAssignment,
+    Term,
+    TermAssessment,
+)
+
+
+def subjects_for_school(*, school) -> QuerySet[Subject]:
+    return Subject.objects.filter(Q(school=None) | Q(school=school))
+
+
+def current_term(*, school, today: date | None = None) -> Term | None:
+    """The latest term of the school that has started; else the first one to come."""
+    today = today or timezone.localdate()
+    terms = Term.objects.filter(school_year__school=school).select_related("school_year")
+    started = terms.filter(start_date__lte=today).order_by("-start_date").first()
+    return started or terms.order_by("start_date").first()
+
+
+def terms_of_year(*, school_class: SchoolClass) -> QuerySet[Term]:
+    return Term.objects.filter(school_year_id=school_class.school_year_id).order_by("number")
+
+
+def own_assignments(*, user: Teacher) -> QuerySet[TeachingAssignment]:
+    return TeachingAssignment.objects.filter(
+        teacher=user, school_class__school_id=user.school_id
+    ).select_related("school_class__level", "school_class__school_year", "subject", "teacher")
+
+
+def headed_assignments(*, user: Teacher) -> QuerySet[TeachingAssignment]:
+    """Other teachers' assignments in the subjects a department head heads (read-only)."""
+    if not user.is_department_head:
+        return TeachingAssignment.objects.none()
+    return (
+        TeachingAssignment.objects.filter(
+            school_class__school_id=user.school_id,
+            subject__in=user.headed_subjects.all(),
+        )
+        .exclude(teacher=user)
+        .select_related("school_class__level", "school_class__school_year", "subject", "teacher")
+    )
+
+
+def visible_assignments(*, user: Teacher) -> QuerySet[TeachingAssignment]:
+    """Every assignment the user may open: their own, plus those of the subjects they head."""
+    if not user.is_authenticated or user.school_id is None:
+        return TeachingAssignment.objects.none()
+    query = Q(teacher=user)
+    if user.is_department_head:
+        query |= Q(subject__in=user.headed_subjects.all())
+    return TeachingAssignment.objects.filter(
+        query, school_class__school_id=user.school_id
+    ).select_related("school_class__level", "school_class__school_year", "subject", "teacher")
+
+
+def term_for_assignment(*, assignment: TeachingAssignment, term_pk: int) -> Term | None:
+    return terms_of_year(school_class=assignment.school_class).filter(pk=term_pk).first()
+
+
+def can_edit_assessments(*, user: Teacher, assignment: TeachingAssignment, term: Term) -> bool:
+    return assignment.teacher_id == user.pk and not term.is_closed
+
+
+def with_completion(
+    assignments: QuerySet[TeachingAssignment], *, term: Term
+) -> QuerySet[TeachingAssignment]:
+    """Annotate each assignment with its number of students and of complete inputs."""
+    complete = Q(
+        school_class__students__assessments__term=term,
+        school_class__students__assessments__subject=F("subject"),
+        school_class__students__assessments__average__isnull=False,
+        school_class__students__assessments__behaviour__isnull=False,
+        school_class__students__assessments__participation__isnull=False,
+        school_class__students__assessments__work__isnull=False,
+    )
+    return assignments.filter(school_class__school_year_id=term.school_year_id).annotate(
+        student_count=Count("school_class__students", distinct=True),
+        complete_count=Count("school_class__students", filter=complete, distinct=True),
+    )
+
+
+@dataclass
+class StudentRow:
+    student: Student
+    assessment: TermAssessment | None
+    earlier_averages: list[tuple[Term, object]] = field(default_factory=list)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.assessment is not None and self.assessment.is_complete
+
+    @property
+    def missing_labels(self) -> list[str]:
+        if self.assessment is None:
+            return [
+                str(TermAssessment._meta.get_field(name).verbose_name)
+                for name in TermAssessment.INPUT_FIELDS
+            ]
+        return self.assessment.missing_labels
+
+
+def class_sheet(
+    *, assignment: TeachingAssignment, term: Term, students: list[Student] | None = None
+) -> list[StudentRow]:
+    """The class table: each student's inputs for the term and their earlier averages.
+
+    The evolution over the year is derived from the earlier terms, never stored twice.
+    Three queries whatever the class size (students, terms, assessments).
+    """
+    if students is None:
+        students = list(assignment.school_class.students.order_by("last_name", "first_name"))
+    earlier_terms = list(
+        terms_of_year(school_class=assignment.school_class).filter(number__lt=term.number)
+    )
+    assessments = TermAssessment.objects.filter(
+        student__in=[s.pk for s in students],
+        subject_id=assignment.subject_id,
+        term__in=[term, *earlier_terms],
+    )
+    by_key = {(a.student_id, a.term_id): a for a in assessments}
+    rows = []
+    for student in students:
+        earlier = []
+        for earlier_term in earlier_terms:
+            found = by_key.get((student.pk, earlier_term.pk))
+            earlier.append((earlier_term, found.average if found else None))
+        rows.append(
+            StudentRow(
+                student=student,
+                assessment=by_key.get((student.pk, term.pk)),
+                earlier_averages=earlier,
+            )
+        )
+    return rows
+
+
+def student_row(*, assignment: TeachingAssignment, term: Term, student: Student) -> StudentRow:
+    return class_sheet(assignment=assignment, term=term, students=[student])[0]
