@@ -41,10 +41,10 @@ def assessment_set_value(
         raise PermissionDenied(f"Unknown assessment field {field!r}")
     ensure_term_open(term)
     value = parse_grade(raw_value, field=field)
-    assessment, _ = TermAssessment.objects.select_for_update().get_or_create(
+    assessment, created = TermAssessment.objects.select_for_update().get_or_create(
         student=student, subject=subject, term=term
     )
-    if getattr(assessment, field) != value:
+    if created or getattr(assessment, field) != value:
         setattr(assessment, field, value)
         assessment.updated_by = user
         assessment.save(update_fields=[field, "updated_by", "updated_at"])

@@ -18,3 +18,7 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = dict(CELERY_BROKER_TRANSPORT_OPTIONS)
     # A separate Redis database keeps test runs away from a developer's running platform.
     CELERY_BROKER_URL = env("TEST_REDIS_URL", default=REDIS_URL)
+
+# Serve static files from the finders; no collectstatic before the tests.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,14 @@
+# The web image: Django, Celery, no torch.
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY requirements.lock pyproject.toml ./
+# The web lock is the full lock minus the worker's stack (torch, transformers, peft...).
+RUN grep -v -E '^(torch|transformers|peft|accelerate|safetensors|tokenizers|huggingface.hub|hf-xet|sympy|mpmath|networkx)==' requirements.lock > requirements-web.lock \
+    && pip install -r requirements-web.lock
+COPY . .
+RUN DJANGO_SETTINGS_MODULE=appreciation_site.settings.production DJANGO_SECRET_KEY=build DJANGO_ALLOWED_HOSTS=build \
+    python manage.py collectstatic --no-input
+RUN useradd --create-home app && chown -R app /app
+USER app
+EXPOSE 8000

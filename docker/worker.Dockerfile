@@ -1,0 +1,13 @@
+# The GPU worker image: the web code plus torch (CUDA build), transformers and peft.
+FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
+RUN apt-get update && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
+    && rm -rf /var/lib/apt/lists/* && python3.11 -m venv /venv
+ENV PATH=/venv/bin:$PATH
+WORKDIR /app
+COPY requirements.lock pyproject.toml ./
+# torch==2.13.0 from PyPI is the CUDA build on Linux.
+RUN pip install -r requirements.lock
+COPY . .
+RUN useradd --create-home app && chown -R app /app
+USER app

@@ -1,0 +1,130 @@
+"""factory_boy factories for the whole suite."""
+
+from datetime import date
+from decimal import Decimal
+
+import factory
+from factory.django import DjangoModelFactory
+
+from classes.models import (
+    Level,
+    School,
+    SchoolClass,
+    SchoolYear,
+    Student,
+    Subject,
+    Teacher,
+    TeachingAssignment,
+    Term,
+    TermAssessment,
+)
+
+PASSWORD = "correct-horse-battery"
+
+
+class SchoolFactory(DjangoModelFactory):
+    class Meta:
+        model = School
+
+    name = factory.Sequence(lambda n: f"Lycée n°{n}")
+
+
+class SchoolYearFactory(DjangoModelFactory):
+    class Meta:
+        model = SchoolYear
+
+    school = factory.SubFactory(SchoolFactory)
+    name = "2026-2027"
+    start_date = date(2026, 9, 1)
+    end_date = date(2027, 7, 4)
+
+
+class TermFactory(DjangoModelFactory):
+    class Meta:
+        model = Term
+
+    school_year = factory.SubFactory(SchoolYearFactory)
+    number = 1
+    start_date = factory.LazyAttribute(
+        lambda o: {1: date(2026, 9, 1), 2: date(2026, 12, 1), 3: date(2027, 3, 1)}[o.number]
+    )
+    end_date = factory.LazyAttribute(
+        lambda o: {1: date(2026, 11, 30), 2: date(2027, 2, 28), 3: date(2027, 7, 4)}[o.number]
+    )
+
+
+def shared_subject(short_name: str = "HG") -> Subject:
+    return Subject.objects.get(school=None, short_name=short_name)
+
+
+def level(code: str = "2nde") -> Level:
+    return Level.objects.get(code=code)
+
+
+class SubjectFactory(DjangoModelFactory):
+    class Meta:
+        model = Subject
+
+    school = factory.SubFactory(SchoolFactory)
+    name = factory.Sequence(lambda n: f"Discipline {n}")
+
+
+class TeacherFactory(DjangoModelFactory):
+    class Meta:
+        model = Teacher
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"prof{n}")
+    first_name = "Claire"
+    last_name = factory.Sequence(lambda n: f"Enseignant{n}")
+    school = factory.SubFactory(SchoolFactory)
+    role = Teacher.Role.TEACHER
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def save_password(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class SchoolClassFactory(DjangoModelFactory):
+    class Meta:
+        model = SchoolClass
+
+    school = factory.SubFactory(SchoolFactory)
+    school_year = factory.LazyAttribute(lambda o: SchoolYearFactory(school=o.school))
+    level = factory.LazyFunction(level)
+    name = factory.Sequence(lambda n: f"2nde {n}")
+
+
+class StudentFactory(DjangoModelFactory):
+    class Meta:
+        model = Student
+
+    school_class = factory.SubFactory(SchoolClassFactory)
+    last_name = factory.Sequence(lambda n: f"Élève{n}")
+    first_name = "Camille"
+
+
+class TeachingAssignmentFactory(DjangoModelFactory):
+    class Meta:
+        model = TeachingAssignment
+
+    teacher = factory.SubFactory(TeacherFactory)
+    school_class = factory.SubFactory(
+        SchoolClassFactory, school=factory.SelfAttribute("..teacher.school")
+    )
+    subject = factory.LazyFunction(shared_subject)
+
+
+class TermAssessmentFactory(DjangoModelFactory):
+    class Meta:
+        model = TermAssessment
+
+    student = factory.SubFactory(StudentFactory)
+    subject = factory.LazyFunction(shared_subject)
+    term = factory.SubFactory(TermFactory)
+    average = Decimal("12.5")
+    behaviour = Decimal("7")
+    participation = Decimal("6")
+    work = Decimal("8")
