@@ -1,0 +1,148 @@
+"""Generation jobs, the drafts the model writes, the worker's state and the schools' word lists."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class GenerationJob(models.Model):
+    """One teacher's request: draft a class (or one student) for one assignment and term.
+
+    Status lives here, not in Celery's results: `delay_on_commit` returns no task id.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "En attente"
+        RUNNING = "running", "En cours"
+        SUCCEEDED = "succeeded", "Terminée"
+        FAILED = "failed", "Échec"
+        CANCELLED = "cancelled", "Annulée"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    assignment = models.ForeignKey(
+        "classes.TeachingAssignment", on_delete=models.CASCADE, related_name="generation_jobs"
+    )
+    term = models.ForeignKey("classes.Term", on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    seed = models.BigIntegerField(null=True, blank=True)
+    # French, for the teacher; the English reason goes to the logs and error_detail.
+    error_message = models.TextField(blank=True)
+    error_detail = models.TextField(blank=True)
+    # Deliveries of the task: a task redelivered after a worker died counts here, bounded.
+    deliveries = models.PositiveIntegerField(default=0)
+    worker_hostname = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # A second click while a job runs starts no duplicate.
+            models.UniqueConstraint(
+                fields=["assignment", "term"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_job_per_assignment_term",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk} · {self.assignment} · T{self.term.number} · {self.status}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
+class Draft(models.Model):
+    """What the model wrote for one student in one job. One per (job, student)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "En attente"
+        GENERATED = "generated", "Générée"
+        FAILED = "failed", "Échec"
+        CANCELLED = "cancelled", "Annulée"
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="drafts")
+    student = models.ForeignKey(
+        "classes.Student", on_delete=models.CASCADE, related_name="drafts"
+    )
+    subject = models.ForeignKey("classes.Subject", on_delete=models.PROTECT, related_name="+")
+    term = models.ForeignKey("classes.Term", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # The chat messages exactly as sent: pseudonymous by construction (no names, no ids).
+    prompt_messages = models.JSONField(default=list)
+    prompt_version = models.CharField(max_length=40)
+    text = models.TextField(blank=True)
+    raw_texts = models.JSONField(default=list, help_text="Every attempt, as generated.")
+    flags = models.JSONField(default=list, help_text="Failed checks: [{code, message}].")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    model_base = models.CharField(max_length=300, blank=True)
+    model_adapter = models.CharField(max_length=300, blank=True)
+    is_test_model = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    generated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["student__last_name", "student__first_name"]
+        constraints = [
+            # A task delivered twice cannot write a student's draft twice.
+            models.UniqueConstraint(fields=["job", "student"], name="one_draft_per_job_student")
+        ]
+        indexes = [models.Index(fields=["student", "subject", "term"])]
+
+    def __str__(self) -> str:
+        return f"Draft {self.pk} · {self.student_id} · {self.status}"
+
+    @property
+    def word_count(self) -> int:
+        return len(self.text.split())
+
+
+class WorkerState(models.Model):
+    """What each generation worker says of its model: loading, ready or failed."""
+
+    class State(models.TextChoices):
+        IDLE = "idle", "Démarré, modèle non chargé"
+        LOADING = "loading", "Chargement du modèle"
+        READY = "ready", "Prêt"
+        FAILED = "failed", "Échec du chargement"
+
+    hostname = models.CharField(max_length=200, unique=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.IDLE)
+    model_info = models.JSONField(default=dict)
+    detail = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname}: {self.state}"
+
+
+class BannedPhrase(models.Model):
+    """A school's additions to the wording that circulaire 99-104 bans (checked on drafts)."""
+
+    school = models.ForeignKey(
+        "classes.School", on_delete=models.CASCADE, related_name="banned_phrases"
+    )
+    phrase = models.CharField("expression", max_length=120)
+
+    class Meta:
+        verbose_name = "expression interdite"
+        verbose_name_plural = "expressions interdites"
+        ordering = ["phrase"]
+        constraints = [
+            models.UniqueConstraint(fields=["school", "phrase"], name="banned_phrase_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.phrase

@@ -94,3 +94,66 @@ def login(client):
         return client
 
     return _login
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory):
+    """The tiny random Llama and its LoRA adapter, built once per test run (no network)."""
+    from worker.testing import build_test_model
+
+    return build_test_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def tiny_model_settings(settings, tiny_model_dirs):
+    """Point the real transformers backend at the tiny model; short generations."""
+    from generation.backends import reset_backend_cache
+
+    base, adapter = tiny_model_dirs
+    settings.APPRECIATION_BACKEND = "worker.backends.transformers.TransformersBackend"
+    settings.APPRECIATION_BASE_MODEL = str(base)
+    settings.APPRECIATION_ADAPTER = str(adapter)
+    settings.APPRECIATION_TEST_MODEL = True
+    settings.APPRECIATION_DEVICE = "cpu"
+    settings.APPRECIATION_MAX_NEW_TOKENS = 8
+    settings.APPRECIATION_BATCH_SIZE = 2
+    settings.APPRECIATION_MAX_ATTEMPTS = 2
+    settings.APPRECIATION_SEED = 1234
+    reset_backend_cache()
+    yield settings
+    reset_backend_cache()
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tiny_model_settings):
+    """A real Celery worker consuming the `default` and `gpu` queues from the configured
+    broker (Redis in CI, the in-process memory transport otherwise), in a thread of this
+    process so it shares the test database."""
+    from celery.contrib.testing.worker import start_worker
+
+    from appreciation_site.celery import app
+
+    app.control.purge()
+    with start_worker(
+        app,
+        pool="solo",
+        concurrency=1,
+        queues=["default", "gpu"],
+        perform_ping_check=False,
+        shutdown_timeout=60,
+        loglevel="WARNING",
+    ) as worker:
+        yield worker
+
+
+def wait_for(predicate, *, timeout: float = 90.0, interval: float = 0.2):
+    """Poll until predicate() is truthy; fail with its last value otherwise."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    assert value, "condition not met before the timeout"
+    return value

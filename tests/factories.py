@@ -53,12 +53,25 @@ class TermFactory(DjangoModelFactory):
     )
 
 
+SHARED_SUBJECTS = {
+    "HG": "Histoire-Géographie",
+    "HGGSP": "Histoire-Géographie-Géopolitique-Science-Politique",
+}
+LEVELS = {"2nde": ("Seconde", 1), "1ere": ("Première", 2), "Tle": ("Terminale", 3)}
+
+
+# get_or_create: the data migration creates these, but transactional tests flush them.
 def shared_subject(short_name: str = "HG") -> Subject:
-    return Subject.objects.get(school=None, short_name=short_name)
+    subject, _ = Subject.objects.get_or_create(
+        school=None, name=SHARED_SUBJECTS[short_name], defaults={"short_name": short_name}
+    )
+    return subject
 
 
 def level(code: str = "2nde") -> Level:
-    return Level.objects.get(code=code)
+    name, order = LEVELS[code]
+    found, _ = Level.objects.get_or_create(code=code, defaults={"name": name, "order": order})
+    return found
 
 
 class SubjectFactory(DjangoModelFactory):
