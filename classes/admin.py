@@ -114,8 +114,17 @@ class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
             None,
             {
                 "classes": ["wide"],
-                "fields": ["username", "last_name", "first_name", "email", "school", "role",
-                           "usable_password", "password1", "password2"],
+                "fields": [
+                    "username",
+                    "last_name",
+                    "first_name",
+                    "email",
+                    "school",
+                    "role",
+                    "usable_password",
+                    "password1",
+                    "password2",
+                ],
             },
         )
     ]

@@ -32,15 +32,72 @@ DEMO_LOGINS = {
 }
 
 FIRST_NAMES = [
-    "Léa", "Hugo", "Chloé", "Lucas", "Manon", "Nathan", "Inès", "Enzo", "Camille", "Louis",
-    "Jade", "Gabriel", "Sarah", "Arthur", "Zoé", "Théo", "Emma", "Rayan", "Lina", "Noah",
-    "Maëlys", "Adam", "Clara", "Yanis", "Anaïs", "Mathis", "Louise", "Ethan", "Océane", "Sacha",
+    "Léa",
+    "Hugo",
+    "Chloé",
+    "Lucas",
+    "Manon",
+    "Nathan",
+    "Inès",
+    "Enzo",
+    "Camille",
+    "Louis",
+    "Jade",
+    "Gabriel",
+    "Sarah",
+    "Arthur",
+    "Zoé",
+    "Théo",
+    "Emma",
+    "Rayan",
+    "Lina",
+    "Noah",
+    "Maëlys",
+    "Adam",
+    "Clara",
+    "Yanis",
+    "Anaïs",
+    "Mathis",
+    "Louise",
+    "Ethan",
+    "Océane",
+    "Sacha",
 ]
 LAST_NAMES = [
-    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy",
-    "Moreau", "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "David", "Bertrand", "Roux",
-    "Vincent", "Fournier", "Morel", "Girard", "André", "Lefebvre", "Mercier", "Dupont",
-    "Lambert", "Bonnet", "François", "Martinez", "N'Diaye", "Benali", "Nguyen", "Le Gall",
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefèvre",
+    "Michel",
+    "Garcia",
+    "David",
+    "Bertrand",
+    "Roux",
+    "Vincent",
+    "Fournier",
+    "Morel",
+    "Girard",
+    "André",
+    "Lefebvre",
+    "Mercier",
+    "Dupont",
+    "Lambert",
+    "Bonnet",
+    "François",
+    "Martinez",
+    "N'Diaye",
+    "Benali",
+    "Nguyen",
+    "Le Gall",
 ]
 
 
@@ -137,7 +194,9 @@ def seed_demo(*, today: date | None = None, seed: int = 2026) -> DemoResult:
         school_class = SchoolClass.objects.create(
             school=school, school_year=year, level=level, name=name
         )
-        TeachingAssignment.objects.create(teacher=teacher, school_class=school_class, subject=subject)
+        TeachingAssignment.objects.create(
+            teacher=teacher, school_class=school_class, subject=subject
+        )
         # The head also teaches HG in the second class, so their dashboard is not empty.
         if subject == hggsp:
             TeachingAssignment.objects.create(

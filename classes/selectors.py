@@ -41,18 +41,17 @@ def own_assignments(*, user: Teacher) -> QuerySet[TeachingAssignment]:
     ).select_related("school_class__level", "school_class__school_year", "subject", "teacher")
 
 
-def headed_assignments(*, user: Teacher) -> QuerySet[TeachingAssignment]:
-    """Other teachers' assignments in the subjects a department head heads (read-only)."""
+def headed_assignments(
+    *, user: Teacher, include_own: bool = False
+) -> QuerySet[TeachingAssignment]:
+    """The assignments in the subjects a department head heads (others' ones by default)."""
     if not user.is_department_head:
         return TeachingAssignment.objects.none()
-    return (
-        TeachingAssignment.objects.filter(
-            school_class__school_id=user.school_id,
-            subject__in=user.headed_subjects.all(),
-        )
-        .exclude(teacher=user)
-        .select_related("school_class__level", "school_class__school_year", "subject", "teacher")
-    )
+    queryset = TeachingAssignment.objects.filter(
+        school_class__school_id=user.school_id,
+        subject__in=user.headed_subjects.all(),
+    ).select_related("school_class__level", "school_class__school_year", "subject", "teacher")
+    return queryset if include_own else queryset.exclude(teacher=user)
 
 
 def visible_assignments(*, user: Teacher) -> QuerySet[TeachingAssignment]:

@@ -93,9 +93,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     own = headed = []
     if term is not None:
         own = list(selectors.with_completion(selectors.own_assignments(user=user), term=term))
-        headed = list(
-            selectors.with_completion(selectors.headed_assignments(user=user), term=term)
-        )
+        headed = list(selectors.with_completion(selectors.headed_assignments(user=user), term=term))
     return render(
         request,
         "classes/dashboard.html",

@@ -71,9 +71,7 @@ class Draft(models.Model):
         CANCELLED = "cancelled", "Annulée"
 
     job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="drafts")
-    student = models.ForeignKey(
-        "classes.Student", on_delete=models.CASCADE, related_name="drafts"
-    )
+    student = models.ForeignKey("classes.Student", on_delete=models.CASCADE, related_name="drafts")
     subject = models.ForeignKey("classes.Subject", on_delete=models.PROTECT, related_name="+")
     term = models.ForeignKey("classes.Term", on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -146,3 +144,142 @@ class BannedPhrase(models.Model):
 
     def __str__(self) -> str:
         return self.phrase
+
+
+class Appreciation(models.Model):
+    """The appréciation of one student in one subject for one term: what a report card gets.
+
+    The model only proposes (`draft`); the text reaches an export once a teacher validated it.
+    `version` is checked on every save so two people never overwrite each other silently.
+    """
+
+    class Status(models.TextChoices):
+        GENERATED = "generated", "À relire"
+        VALIDATED = "validated", "Validée"
+        APPROVED = "approved", "Approuvée"
+        RETURNED = "returned", "Renvoyée"
+
+    student = models.ForeignKey(
+        "classes.Student", on_delete=models.CASCADE, related_name="appreciations"
+    )
+    subject = models.ForeignKey("classes.Subject", on_delete=models.PROTECT, related_name="+")
+    term = models.ForeignKey("classes.Term", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.GENERATED)
+    text = models.TextField(blank=True)
+    draft = models.ForeignKey(
+        Draft, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    version = models.PositiveIntegerField(default=1)
+    validated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    validated_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    return_comment = models.TextField(blank=True)
+    returned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    returned_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["student__last_name", "student__first_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["student", "subject", "term"], name="one_appreciation_per_term"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} · T{self.term.number} · {self.status}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (self.Status.VALIDATED, self.Status.APPROVED)
+
+
+class Feedback(models.Model):
+    """One validation: the model's draft against the teacher's final text.
+
+    The dataset for the next adapter. Pseudonymous: no name, no identifier; the link to the
+    appreciation (and so to the student) is cut when a student's data is erased.
+    Kept at least 6 months (AI Act, art. 26 logs).
+    """
+
+    class Rating(models.TextChoices):
+        UP = "up", "Pertinente"
+        DOWN = "down", "À revoir"
+
+    class Reason(models.TextChoices):
+        TOO_LONG = "too_long", "Trop long"
+        TONE = "tone", "Ton"
+        MISREADING = "misreading", "Contresens"
+        STYLE = "style", "Style"
+        WRONG_FACTS = "wrong_facts", "Faits inexacts"
+
+    appreciation = models.ForeignKey(
+        Appreciation, on_delete=models.SET_NULL, null=True, blank=True, related_name="feedback"
+    )
+    draft = models.ForeignKey(
+        Draft, on_delete=models.SET_NULL, null=True, blank=True, related_name="feedback"
+    )
+    school = models.ForeignKey("classes.School", on_delete=models.CASCADE, related_name="+")
+    validated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    validated_at = models.DateTimeField(auto_now_add=True)
+    draft_text = models.TextField(blank=True)
+    final_text = models.TextField()
+    edited = models.BooleanField(default=False)
+    edit_distance = models.PositiveIntegerField(default=0)
+    seconds_spent = models.PositiveIntegerField(null=True, blank=True)
+    flags = models.JSONField(default=list)
+    prompt_messages = models.JSONField(default=list)
+    prompt_version = models.CharField(max_length=40, blank=True)
+    model_base = models.CharField(max_length=300, blank=True)
+    model_adapter = models.CharField(max_length=300, blank=True)
+    # The inputs as the dataset records them (no identity): subject, trimester, averages...
+    inputs = models.JSONField(default=dict)
+    rating = models.CharField(max_length=4, choices=Rating.choices, blank=True)
+    reason = models.CharField(max_length=12, choices=Reason.choices, blank=True)
+
+    class Meta:
+        ordering = ["-validated_at"]
+        verbose_name = "retour sur une appréciation"
+        verbose_name_plural = "retours sur les appréciations"
+
+    def __str__(self) -> str:
+        return f"Feedback {self.pk} ({'edited' if self.edited else 'as is'})"
+
+
+class QuickDraft(models.Model):
+    """The model card's single form: a draft from inputs alone, no student record."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "En attente"
+        DONE = "done", "Terminé"
+        FAILED = "failed", "Échec"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    school = models.ForeignKey("classes.School", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    inputs = models.JSONField(default=dict)
+    prompt_messages = models.JSONField(default=list)
+    prompt_version = models.CharField(max_length=40)
+    text = models.TextField(blank=True)
+    flags = models.JSONField(default=list)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    is_test_model = models.BooleanField(default=False)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"QuickDraft {self.pk} · {self.status}"

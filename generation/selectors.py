@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
 
 from classes.models import Student, TeachingAssignment, Term
 from classes.selectors import StudentRow, class_sheet
 
-from .models import BannedPhrase, Draft, GenerationJob, WorkerState
+from .models import Appreciation, BannedPhrase, Draft, Feedback, GenerationJob, WorkerState
 from .prompts import PromptInputs
 
 
@@ -88,3 +88,144 @@ def job_progress(*, job: GenerationJob) -> dict[str, int]:
 
 def worker_states() -> list[WorkerState]:
     return list(WorkerState.objects.all())
+
+
+def students_with_final_appreciation(*, assignment: TeachingAssignment, term: Term) -> set[int]:
+    return set(
+        Appreciation.objects.filter(
+            student__school_class_id=assignment.school_class_id,
+            subject_id=assignment.subject_id,
+            term=term,
+            status__in=[Appreciation.Status.VALIDATED, Appreciation.Status.APPROVED],
+        ).values_list("student_id", flat=True)
+    )
+
+
+def _number(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def dataset_inputs(
+    *, student: Student, assignment: TeachingAssignment, term: Term, readiness: StudentReadiness
+) -> dict:
+    """The inputs as the `eltorio/appreciation` dataset records them: no identity."""
+    inputs = readiness.inputs
+    return {
+        "subject": assignment.subject.name,
+        "level": assignment.school_class.level.name,
+        "trimester": term.number,
+        "repeating": student.is_repeating,
+        "averages": [_number(a) for a in inputs.averages] if inputs else [],
+        "behaviour": _number(inputs.behaviour) if inputs else None,
+        "participation": _number(inputs.participation) if inputs else None,
+        "work": _number(inputs.work) if inputs else None,
+    }
+
+
+@dataclass
+class ReviewRow:
+    readiness: StudentReadiness
+    row: StudentRow
+    appreciation: Appreciation | None
+    feedback: Feedback | None = None
+    # Earlier drafts of this student, kept when a new one is asked for ("Régénérer").
+    history: list[Draft] = field(default_factory=list)
+
+    @property
+    def student(self) -> Student:
+        return self.row.student
+
+    @property
+    def draft(self) -> Draft | None:
+        return self.appreciation.draft if self.appreciation else None
+
+    @property
+    def version(self) -> int:
+        return self.appreciation.version if self.appreciation else 0
+
+    @property
+    def text(self) -> str:
+        return self.appreciation.text if self.appreciation else ""
+
+
+def review_rows(
+    *, assignment: TeachingAssignment, term: Term, students: list[Student] | None = None
+) -> list[ReviewRow]:
+    """Every student of the class with inputs, evolution, appreciation, draft and last feedback.
+
+    A fixed number of queries whatever the class size.
+    """
+    rows = class_sheet(assignment=assignment, term=term, students=students)
+    student_ids = [r.student.pk for r in rows]
+    appreciations = {
+        a.student_id: a
+        for a in Appreciation.objects.filter(
+            student_id__in=student_ids, subject_id=assignment.subject_id, term=term
+        ).select_related("draft", "validated_by", "returned_by", "approved_by")
+    }
+    feedback = {}
+    for item in Feedback.objects.filter(
+        appreciation__in=[a.pk for a in appreciations.values()]
+    ).order_by("validated_at"):
+        feedback[item.appreciation_id] = item
+    history: dict[int, list[Draft]] = {}
+    for draft in Draft.objects.filter(
+        student_id__in=student_ids,
+        subject_id=assignment.subject_id,
+        term=term,
+        status=Draft.Status.GENERATED,
+    ).order_by("-generated_at"):
+        history.setdefault(draft.student_id, []).append(draft)
+    result = []
+    for row in rows:
+        appreciation = appreciations.get(row.student.pk)
+        current_draft_id = appreciation.draft_id if appreciation else None
+        result.append(
+            ReviewRow(
+                readiness=prompt_inputs_for_row(
+                    row=row, subject_name=assignment.subject.name, term=term
+                ),
+                row=row,
+                appreciation=appreciation,
+                feedback=feedback.get(appreciation.pk) if appreciation else None,
+                history=[
+                    d for d in history.get(row.student.pk, []) if d.pk != current_draft_id
+                ],
+            )
+        )
+    return result
+
+
+def head_queue(*, user) -> list[tuple[TeachingAssignment, Term, int, int]]:
+    """For a department head: per class and term, validated appréciations awaiting approval.
+
+    Returns (assignment, term, validated count, approved count), open terms only.
+    """
+    if not user.is_department_head:
+        return []
+    subject_ids = list(user.headed_subjects.values_list("pk", flat=True))
+    counts = (
+        Appreciation.objects.filter(
+            subject_id__in=subject_ids,
+            student__school_class__school_id=user.school_id,
+            term__is_closed=False,
+            status__in=[Appreciation.Status.VALIDATED, Appreciation.Status.APPROVED],
+        )
+        .values("student__school_class_id", "subject_id", "term_id")
+        .annotate(
+            validated=Count("pk", filter=Q(status=Appreciation.Status.VALIDATED)),
+            approved=Count("pk", filter=Q(status=Appreciation.Status.APPROVED)),
+        )
+    )
+    by_class: dict[tuple[int, int], list[dict]] = {}
+    for c in counts:
+        by_class.setdefault((c["student__school_class_id"], c["subject_id"]), []).append(c)
+    terms = {t.pk: t for t in Term.objects.filter(pk__in=[c["term_id"] for c in counts])}
+    assignments = TeachingAssignment.objects.filter(
+        subject_id__in=subject_ids, school_class__school_id=user.school_id
+    ).select_related("school_class__level", "subject", "teacher")
+    return [
+        (assignment, terms[c["term_id"]], c["validated"], c["approved"])
+        for assignment in assignments
+        for c in by_class.get((assignment.school_class_id, assignment.subject_id), [])
+    ]

@@ -10,7 +10,9 @@ from dataclasses import asdict
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
+from rapidfuzz.distance import Levenshtein
 
 from classes.models import Student, Teacher, TeachingAssignment, Term
 from classes.services import ensure_term_open
@@ -18,8 +20,8 @@ from classes.services import ensure_term_open
 from . import selectors
 from .backends import BaseBackend, ModelLoadError, get_backend
 from .drafting import DraftItem, draft_with_checks
-from .models import Draft, GenerationJob, WorkerState
-from .prompts import PROMPT_VERSION, build_messages
+from .models import Appreciation, Draft, Feedback, GenerationJob, QuickDraft, WorkerState
+from .prompts import PROMPT_VERSION, PromptInputs, build_messages
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,17 @@ def job_create(
         assignment=assignment, term=term, students=list(students) if students else None
     )
     ready = [r for r in readiness if r.is_ready]
+    if students is None:
+        # A class run never replaces what a teacher already validated; "Régénérer" on one
+        # student does, on purpose.
+        final = selectors.students_with_final_appreciation(assignment=assignment, term=term)
+        ready = [r for r in ready if r.student.pk not in final]
+        if readiness and not ready and any(r.is_ready for r in readiness):
+            raise ValidationError(
+                "Toutes les appréciations prêtes sont déjà validées : utilisez « Régénérer »"
+                " sur un élève pour en demander une nouvelle.",
+                code="all_final",
+            )
     if not ready:
         raise ValidationError(
             "Aucun élève n'a toutes ses saisies (moyenne, comportement, participation, travail)"
@@ -132,9 +145,7 @@ def job_retry(*, job: GenerationJob, user: Teacher) -> GenerationJob:
     job.error_message = job.error_detail = ""
     job.deliveries = 0
     job.finished_at = None
-    job.save(
-        update_fields=["status", "error_message", "error_detail", "deliveries", "finished_at"]
-    )
+    job.save(update_fields=["status", "error_message", "error_detail", "deliveries", "finished_at"])
     from .tasks import generate_drafts
 
     generate_drafts.delay_on_commit(job.pk)
@@ -222,7 +233,9 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
     max_chars = assignment.school_class.school.appreciation_max_chars
     pending = list(job.drafts.filter(status=Draft.Status.PENDING).order_by("pk"))
     info = backend.model_info()
-    chunk_size = max(1, int(getattr(backend, "chunk_size", 0) or settings.APPRECIATION_BATCH_SIZE or 8))
+    chunk_size = max(
+        1, int(getattr(backend, "chunk_size", 0) or settings.APPRECIATION_BATCH_SIZE or 8)
+    )
     try:
         for index, chunk in enumerate(_chunks(pending, chunk_size)):
             status = GenerationJob.objects.values_list("status", flat=True).get(pk=job.pk)
@@ -260,6 +273,10 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
                         is_test_model=bool(info.get("test_model", False)),
                         generated_at=now,
                     )
+                for draft in Draft.objects.filter(
+                    pk__in=[int(o.key) for o in outcomes], status=Draft.Status.GENERATED
+                ):
+                    appreciation_propose(draft=draft)
                 GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=now)
     except Exception as exc:
         logger.exception("Job %s failed during generation", job.pk)
@@ -269,3 +286,277 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
         status=GenerationJob.Status.SUCCEEDED, finished_at=timezone.now()
     )
     logger.info("Job %s succeeded: %s drafts", job.pk, len(pending))
+
+
+# --- Review -------------------------------------------------------------------------------
+
+MAX_REVIEW_SECONDS = 3600  # longer means the page was left open: not time spent reviewing
+
+
+class ConflictError(ValidationError):
+    """Someone saved the appreciation since this user loaded it."""
+
+    def __init__(self, appreciation: Appreciation) -> None:
+        who = appreciation.validated_by or appreciation.returned_by or appreciation.approved_by
+        super().__init__(
+            "Cette appréciation a été modifiée entre-temps"
+            + (f" par {who}" if who else "")
+            + " : voici le texte actuel. Relisez-le puis validez à nouveau.",
+            code="conflict",
+        )
+        self.appreciation = appreciation
+
+
+def appreciation_propose(*, draft: Draft) -> Appreciation:
+    """A generated draft becomes the proposal of its student's appreciation."""
+    appreciation, created = Appreciation.objects.select_for_update().get_or_create(
+        student_id=draft.student_id,
+        subject_id=draft.subject_id,
+        term_id=draft.term_id,
+        defaults={"draft": draft, "text": draft.text},
+    )
+    if not created and appreciation.draft_id != draft.pk:
+        appreciation.draft = draft
+        appreciation.text = draft.text
+        if appreciation.status != Appreciation.Status.RETURNED:
+            appreciation.status = Appreciation.Status.GENERATED
+        appreciation.version += 1
+        appreciation.save()
+    return appreciation
+
+
+def _check_version(appreciation: Appreciation | None, version: int) -> None:
+    current = appreciation.version if appreciation else 0
+    if current != version:
+        raise ConflictError(appreciation)
+
+
+def _clean_final_text(text: str) -> str:
+    text = " ".join((text or "").split())
+    if not text:
+        raise ValidationError("L'appréciation est vide : écrivez un texte avant de valider.")
+    if len(text) > 2000:
+        raise ValidationError("L'appréciation est trop longue (2 000 caractères au plus).")
+    return text
+
+
+@transaction.atomic
+def draft_validate(
+    *,
+    assignment: TeachingAssignment,
+    term: Term,
+    student: Student,
+    user: Teacher,
+    text: str,
+    version: int,
+    seconds_spent: int | None = None,
+) -> Appreciation:
+    """The teacher validates a student's appréciation: the draft as is, edited, or their own.
+
+    Raises ConflictError when someone else saved it since `version` was read.
+    Records the feedback (draft against final text) for the next adapter.
+    """
+    if assignment.teacher_id != user.pk or student.school_class_id != assignment.school_class_id:
+        raise PermissionDenied("Only the assignment's teacher validates its appreciations.")
+    ensure_term_open(term)
+    final_text = _clean_final_text(text)
+    appreciation = (
+        Appreciation.objects.select_for_update()
+        .select_related("draft")
+        .filter(student=student, subject_id=assignment.subject_id, term=term)
+        .first()
+    )
+    _check_version(appreciation, version)
+    if appreciation is None:
+        appreciation = Appreciation(student=student, subject_id=assignment.subject_id, term=term)
+    now = timezone.now()
+    appreciation.text = final_text
+    appreciation.status = Appreciation.Status.VALIDATED
+    appreciation.validated_by = user
+    appreciation.validated_at = now
+    appreciation.approved_by = None
+    appreciation.approved_at = None
+    appreciation.version += 0 if appreciation.pk is None else 1
+    appreciation.save()
+    draft = appreciation.draft
+    draft_text = draft.text if draft else ""
+    readiness = selectors.class_readiness(assignment=assignment, term=term, students=[student])[0]
+    Feedback.objects.create(
+        appreciation=appreciation,
+        draft=draft,
+        school_id=assignment.school_class.school_id,
+        validated_by=user,
+        draft_text=draft_text,
+        final_text=final_text,
+        edited=draft is None or final_text != draft_text,
+        edit_distance=Levenshtein.distance(draft_text, final_text),
+        seconds_spent=(
+            None if seconds_spent is None else max(0, min(int(seconds_spent), MAX_REVIEW_SECONDS))
+        ),
+        flags=draft.flags if draft else [],
+        prompt_messages=draft.prompt_messages if draft else [],
+        prompt_version=draft.prompt_version if draft else "",
+        model_base=draft.model_base if draft else "",
+        model_adapter=draft.model_adapter if draft else "",
+        inputs=selectors.dataset_inputs(
+            student=student, assignment=assignment, term=term, readiness=readiness
+        ),
+    )
+    logger.info("Appreciation %s validated by user %s", appreciation.pk, user.pk)
+    return appreciation
+
+
+@transaction.atomic
+def feedback_rate(*, feedback: Feedback, user: Teacher, rating: str, reason: str = "") -> Feedback:
+    if feedback.validated_by_id != user.pk:
+        raise PermissionDenied("Only the teacher who validated rates the draft.")
+    if rating not in Feedback.Rating.values:
+        raise ValidationError("Choisissez 👍 ou 👎.")
+    if reason and reason not in Feedback.Reason.values:
+        raise ValidationError("Raison inconnue.")
+    feedback.rating = rating
+    feedback.reason = reason if rating == Feedback.Rating.DOWN else ""
+    feedback.save(update_fields=["rating", "reason"])
+    return feedback
+
+
+def _head_check(*, appreciation: Appreciation, user: Teacher) -> None:
+    if (
+        not user.is_department_head
+        or not user.headed_subjects.filter(pk=appreciation.subject_id).exists()
+    ):
+        raise PermissionDenied("Only a head of this subject reviews it.")
+    if appreciation.student.school_class.school_id != user.school_id:
+        raise PermissionDenied("Another school's appreciation.")
+    ensure_term_open(appreciation.term)
+
+
+@transaction.atomic
+def appreciation_approve(
+    *, appreciation: Appreciation, user: Teacher, version: int
+) -> Appreciation:
+    appreciation = Appreciation.objects.select_for_update().get(pk=appreciation.pk)
+    _head_check(appreciation=appreciation, user=user)
+    _check_version(appreciation, version)
+    if appreciation.status != Appreciation.Status.VALIDATED:
+        raise ValidationError(
+            "Seule une appréciation validée par l'enseignant peut être approuvée."
+        )
+    appreciation.status = Appreciation.Status.APPROVED
+    appreciation.approved_by = user
+    appreciation.approved_at = timezone.now()
+    appreciation.version += 1
+    appreciation.save()
+    return appreciation
+
+
+@transaction.atomic
+def appreciation_approve_all(*, assignment: TeachingAssignment, term: Term, user: Teacher) -> int:
+    """Approve every validated appréciation of one class in a subject the user heads."""
+    if (
+        not user.is_department_head
+        or not user.headed_subjects.filter(pk=assignment.subject_id).exists()
+    ):
+        raise PermissionDenied("Only a head of this subject reviews it.")
+    ensure_term_open(term)
+    return Appreciation.objects.filter(
+        student__school_class_id=assignment.school_class_id,
+        subject_id=assignment.subject_id,
+        term=term,
+        status=Appreciation.Status.VALIDATED,
+    ).update(
+        status=Appreciation.Status.APPROVED,
+        approved_by=user,
+        approved_at=timezone.now(),
+        version=F("version") + 1,
+    )
+
+
+@transaction.atomic
+def appreciation_return(
+    *, appreciation: Appreciation, user: Teacher, comment: str, version: int
+) -> Appreciation:
+    """Send a validated appréciation back to its teacher with a comment."""
+    appreciation = Appreciation.objects.select_for_update().get(pk=appreciation.pk)
+    _head_check(appreciation=appreciation, user=user)
+    _check_version(appreciation, version)
+    comment = " ".join((comment or "").split())
+    if not comment:
+        raise ValidationError("Expliquez à l'enseignant ce qu'il faut revoir.")
+    if appreciation.status not in (Appreciation.Status.VALIDATED, Appreciation.Status.APPROVED):
+        raise ValidationError("Seule une appréciation validée peut être renvoyée.")
+    appreciation.status = Appreciation.Status.RETURNED
+    appreciation.return_comment = comment
+    appreciation.returned_by = user
+    appreciation.returned_at = timezone.now()
+    appreciation.approved_by = None
+    appreciation.approved_at = None
+    appreciation.version += 1
+    appreciation.save()
+    return appreciation
+
+
+# --- Quick draft (the model card's form) ----------------------------------------------------
+
+
+@transaction.atomic
+def quick_draft_create(*, user: Teacher, inputs: PromptInputs, level_name: str) -> QuickDraft:
+    quick = QuickDraft.objects.create(
+        requested_by=user,
+        school_id=user.school_id,
+        inputs={
+            "subject": inputs.subject_name,
+            "level": level_name,
+            "trimester": inputs.trimester,
+            "averages": [None if a is None else float(a) for a in inputs.averages],
+            "behaviour": float(inputs.behaviour),
+            "participation": float(inputs.participation),
+            "work": float(inputs.work),
+        },
+        prompt_messages=build_messages(inputs),
+        prompt_version=PROMPT_VERSION,
+    )
+    from .tasks import generate_quick_draft
+
+    generate_quick_draft.delay_on_commit(quick.pk)
+    return quick
+
+
+def quick_draft_run(*, quick_draft_id: int, backend: BaseBackend | None = None) -> None:
+    quick = QuickDraft.objects.filter(pk=quick_draft_id, status=QuickDraft.Status.QUEUED).first()
+    if quick is None:
+        return
+    backend = backend or get_backend()
+    try:
+        backend.load()
+        outcome = draft_with_checks(
+            backend=backend,
+            items=[
+                DraftItem(
+                    key=str(quick.pk),
+                    messages=quick.prompt_messages,
+                    banned_phrases=selectors.school_banned_phrases(school_id=quick.school_id),
+                    max_chars=quick.school.appreciation_max_chars,
+                )
+            ],
+            max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,
+            seed=settings.APPRECIATION_SEED,
+        )[0]
+    except ModelLoadError as exc:
+        QuickDraft.objects.filter(pk=quick.pk).update(
+            status=QuickDraft.Status.FAILED, error_message=exc.user_message
+        )
+        return
+    except Exception:
+        logger.exception("Quick draft %s failed", quick.pk)
+        QuickDraft.objects.filter(pk=quick.pk).update(
+            status=QuickDraft.Status.FAILED, error_message=GENERATION_FAILED_MESSAGE
+        )
+        return
+    QuickDraft.objects.filter(pk=quick.pk, status=QuickDraft.Status.QUEUED).update(
+        status=QuickDraft.Status.DONE,
+        text=outcome.text,
+        flags=[asdict(flag) for flag in outcome.flags],
+        attempts=outcome.attempts,
+        is_test_model=bool(backend.model_info().get("test_model", False)),
+    )

@@ -5,7 +5,13 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="generation.tasks.generate_drafts", acks_late=True, reject_on_worker_lost=True,
-             bind=True)
+@shared_task(
+    name="generation.tasks.generate_drafts", acks_late=True, reject_on_worker_lost=True, bind=True
+)
 def generate_drafts(self, job_id: int) -> None:
     services.job_run(job_id=job_id, hostname=self.request.hostname or "")
+
+
+@shared_task(name="generation.tasks.generate_quick_draft", acks_late=True)
+def generate_quick_draft(quick_draft_id: int) -> None:
+    services.quick_draft_run(quick_draft_id=quick_draft_id)

@@ -59,9 +59,7 @@ def make_school_with_class(*, students: int = 3):
 def world(db) -> World:
     school, terms, school_class, teacher, assignment = make_school_with_class()
     other_teacher = TeacherFactory(school=school)
-    other_class = SchoolClassFactory(
-        school=school, school_year=terms[0].school_year, name="1ère 1"
-    )
+    other_class = SchoolClassFactory(school=school, school_year=terms[0].school_year, name="1ère 1")
     StudentFactory(school_class=other_class)
     other_assignment = TeachingAssignmentFactory(
         teacher=other_teacher, school_class=other_class, subject=shared_subject("HGGSP")

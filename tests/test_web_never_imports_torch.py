@@ -48,14 +48,21 @@ def test_every_web_module_imports_without_torch():
 
 def test_show_prompt_needs_no_model():
     result = subprocess.run(
-        [sys.executable, "-c", "import sys\nclass B:\n def find_spec(s,n,p=None,t=None):\n"
-         "  if n.split('.')[0] in {'torch','transformers','peft'}: raise ImportError(n)\n"
-         "sys.meta_path.insert(0,B())\nimport os\n"
-         "os.environ['DJANGO_SETTINGS_MODULE']='appreciation_site.settings.test'\n"
-         "from django.core.management import execute_from_command_line\n"
-         "execute_from_command_line(['manage.py','draft','--trimester','2','--averages','12.5',"
-         "'14','--behaviour','7','--participation','6','--work','8','--show-prompt'])"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import sys\nclass B:\n def find_spec(s,n,p=None,t=None):\n"
+            "  if n.split('.')[0] in {'torch','transformers','peft'}: raise ImportError(n)\n"
+            "sys.meta_path.insert(0,B())\nimport os\n"
+            "os.environ['DJANGO_SETTINGS_MODULE']='appreciation_site.settings.test'\n"
+            "from django.core.management import execute_from_command_line\n"
+            "execute_from_command_line(['manage.py','draft','--trimester','2','--averages','12.5',"
+            "'14','--behaviour','7','--participation','6','--work','8','--show-prompt'])",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert '"role": "system"' in result.stdout

@@ -10,224 +10,593 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Level',
+            name="Level",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=10, unique=True)),
-                ('name', models.CharField(max_length=40, verbose_name='nom')),
-                ('order', models.PositiveSmallIntegerField(default=0, verbose_name='ordre')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=10, unique=True)),
+                ("name", models.CharField(max_length=40, verbose_name="nom")),
+                ("order", models.PositiveSmallIntegerField(default=0, verbose_name="ordre")),
             ],
             options={
-                'verbose_name': 'niveau',
-                'ordering': ['order'],
+                "verbose_name": "niveau",
+                "ordering": ["order"],
             },
         ),
         migrations.CreateModel(
-            name='School',
+            name="School",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='nom')),
-                ('uai', models.CharField(blank=True, help_text="Identifiant national de l'établissement.", max_length=8, verbose_name='code UAI')),
-                ('appreciation_max_chars', models.PositiveSmallIntegerField(default=255, help_text="Limite du modèle de bulletin (Pronote : réglage de l'établissement).", verbose_name="nombre maximal de caractères d'une appréciation")),
-                ('requires_head_approval', models.BooleanField(default=False, verbose_name='approbation du responsable de discipline requise')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="nom")),
+                (
+                    "uai",
+                    models.CharField(
+                        blank=True,
+                        help_text="Identifiant national de l'établissement.",
+                        max_length=8,
+                        verbose_name="code UAI",
+                    ),
+                ),
+                (
+                    "appreciation_max_chars",
+                    models.PositiveSmallIntegerField(
+                        default=255,
+                        help_text="Limite du modèle de bulletin (Pronote : réglage de l'établissement).",
+                        verbose_name="nombre maximal de caractères d'une appréciation",
+                    ),
+                ),
+                (
+                    "requires_head_approval",
+                    models.BooleanField(
+                        default=False,
+                        verbose_name="approbation du responsable de discipline requise",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'établissement',
-                'ordering': ['name'],
+                "verbose_name": "établissement",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='SchoolYear',
+            name="SchoolYear",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='Par exemple 2026-2027.', max_length=20, verbose_name='nom')),
-                ('start_date', models.DateField(verbose_name='début')),
-                ('end_date', models.DateField(verbose_name='fin')),
-                ('school', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='years', to='classes.school')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Par exemple 2026-2027.", max_length=20, verbose_name="nom"
+                    ),
+                ),
+                ("start_date", models.DateField(verbose_name="début")),
+                ("end_date", models.DateField(verbose_name="fin")),
+                (
+                    "school",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="years",
+                        to="classes.school",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'année scolaire',
-                'verbose_name_plural': 'années scolaires',
-                'ordering': ['-start_date'],
+                "verbose_name": "année scolaire",
+                "verbose_name_plural": "années scolaires",
+                "ordering": ["-start_date"],
             },
         ),
         migrations.CreateModel(
-            name='SchoolClass',
+            name="SchoolClass",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='Par exemple « 2nde 3 ».', max_length=40, verbose_name='nom')),
-                ('level', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='classes.level', verbose_name='niveau')),
-                ('school', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='classes', to='classes.school')),
-                ('school_year', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='classes', to='classes.schoolyear', verbose_name='année')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Par exemple « 2nde 3 ».", max_length=40, verbose_name="nom"
+                    ),
+                ),
+                (
+                    "level",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="classes.level",
+                        verbose_name="niveau",
+                    ),
+                ),
+                (
+                    "school",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="classes",
+                        to="classes.school",
+                    ),
+                ),
+                (
+                    "school_year",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="classes",
+                        to="classes.schoolyear",
+                        verbose_name="année",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'classe',
-                'ordering': ['level__order', 'name'],
+                "verbose_name": "classe",
+                "ordering": ["level__order", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Student',
+            name="Student",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('last_name', models.CharField(max_length=100, verbose_name='nom')),
-                ('first_name', models.CharField(max_length=100, verbose_name='prénom')),
-                ('is_repeating', models.BooleanField(default=False, verbose_name='redoublant')),
-                ('external_id', models.CharField(blank=True, help_text="Identifiant de l'élève dans le logiciel de l'établissement (Gepi…).", max_length=64, verbose_name='identifiant')),
-                ('school_class', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='students', to='classes.schoolclass', verbose_name='classe')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("last_name", models.CharField(max_length=100, verbose_name="nom")),
+                ("first_name", models.CharField(max_length=100, verbose_name="prénom")),
+                ("is_repeating", models.BooleanField(default=False, verbose_name="redoublant")),
+                (
+                    "external_id",
+                    models.CharField(
+                        blank=True,
+                        help_text="Identifiant de l'élève dans le logiciel de l'établissement (Gepi…).",
+                        max_length=64,
+                        verbose_name="identifiant",
+                    ),
+                ),
+                (
+                    "school_class",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="students",
+                        to="classes.schoolclass",
+                        verbose_name="classe",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'élève',
-                'ordering': ['last_name', 'first_name'],
+                "verbose_name": "élève",
+                "ordering": ["last_name", "first_name"],
             },
         ),
         migrations.CreateModel(
-            name='Subject',
+            name="Subject",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120, verbose_name='nom')),
-                ('short_name', models.CharField(blank=True, max_length=20, verbose_name='abréviation')),
-                ('school', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='subjects', to='classes.school')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120, verbose_name="nom")),
+                (
+                    "short_name",
+                    models.CharField(blank=True, max_length=20, verbose_name="abréviation"),
+                ),
+                (
+                    "school",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="subjects",
+                        to="classes.school",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'discipline',
-                'ordering': ['name'],
+                "verbose_name": "discipline",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Teacher',
+            name="Teacher",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('username', models.CharField(error_messages={'unique': 'A user with that username already exists.'}, help_text='Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.', max_length=150, unique=True, validators=[django.contrib.auth.validators.UnicodeUsernameValidator()], verbose_name='username')),
-                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email address')),
-                ('is_staff', models.BooleanField(default=False, help_text='Designates whether the user can log into this admin site.', verbose_name='staff status')),
-                ('is_active', models.BooleanField(default=True, help_text='Designates whether this user should be treated as active. Unselect this instead of deleting accounts.', verbose_name='active')),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now, verbose_name='date joined')),
-                ('role', models.CharField(choices=[('teacher', 'Enseignant'), ('department_head', 'Responsable de discipline'), ('school_admin', "Administrateur de l'établissement")], default='teacher', max_length=20, verbose_name='rôle')),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
-                ('school', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='teachers', to='classes.school', verbose_name='établissement')),
-                ('headed_subjects', models.ManyToManyField(blank=True, related_name='heads', to='classes.subject', verbose_name='disciplines dirigées')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                (
+                    "last_login",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last login"),
+                ),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                (
+                    "username",
+                    models.CharField(
+                        error_messages={"unique": "A user with that username already exists."},
+                        help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.",
+                        max_length=150,
+                        unique=True,
+                        validators=[django.contrib.auth.validators.UnicodeUsernameValidator()],
+                        verbose_name="username",
+                    ),
+                ),
+                (
+                    "first_name",
+                    models.CharField(blank=True, max_length=150, verbose_name="first name"),
+                ),
+                (
+                    "last_name",
+                    models.CharField(blank=True, max_length=150, verbose_name="last name"),
+                ),
+                (
+                    "email",
+                    models.EmailField(blank=True, max_length=254, verbose_name="email address"),
+                ),
+                (
+                    "is_staff",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates whether the user can log into this admin site.",
+                        verbose_name="staff status",
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Designates whether this user should be treated as active. Unselect this instead of deleting accounts.",
+                        verbose_name="active",
+                    ),
+                ),
+                (
+                    "date_joined",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="date joined"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("teacher", "Enseignant"),
+                            ("department_head", "Responsable de discipline"),
+                            ("school_admin", "Administrateur de l'établissement"),
+                        ],
+                        default="teacher",
+                        max_length=20,
+                        verbose_name="rôle",
+                    ),
+                ),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
+                (
+                    "school",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="teachers",
+                        to="classes.school",
+                        verbose_name="établissement",
+                    ),
+                ),
+                (
+                    "headed_subjects",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="heads",
+                        to="classes.subject",
+                        verbose_name="disciplines dirigées",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'enseignant',
-                'ordering': ['last_name', 'first_name'],
+                "verbose_name": "enseignant",
+                "ordering": ["last_name", "first_name"],
             },
             managers=[
-                ('objects', django.contrib.auth.models.UserManager()),
+                ("objects", django.contrib.auth.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='TeachingAssignment',
+            name="TeachingAssignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('school_class', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='classes.schoolclass', verbose_name='classe')),
-                ('subject', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='classes.subject', verbose_name='discipline')),
-                ('teacher', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to=settings.AUTH_USER_MODEL, verbose_name='enseignant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "school_class",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to="classes.schoolclass",
+                        verbose_name="classe",
+                    ),
+                ),
+                (
+                    "subject",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="classes.subject",
+                        verbose_name="discipline",
+                    ),
+                ),
+                (
+                    "teacher",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="enseignant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': "service d'enseignement",
-                'verbose_name_plural': "services d'enseignement",
-                'ordering': ['school_class__level__order', 'school_class__name', 'subject__name'],
+                "verbose_name": "service d'enseignement",
+                "verbose_name_plural": "services d'enseignement",
+                "ordering": ["school_class__level__order", "school_class__name", "subject__name"],
             },
         ),
         migrations.CreateModel(
-            name='Term',
+            name="Term",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveSmallIntegerField(verbose_name='trimestre')),
-                ('start_date', models.DateField(verbose_name='début')),
-                ('end_date', models.DateField(verbose_name='fin')),
-                ('is_closed', models.BooleanField(default=False, help_text='Un trimestre clos ne peut plus être modifié.', verbose_name='clos')),
-                ('school_year', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='terms', to='classes.schoolyear')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveSmallIntegerField(verbose_name="trimestre")),
+                ("start_date", models.DateField(verbose_name="début")),
+                ("end_date", models.DateField(verbose_name="fin")),
+                (
+                    "is_closed",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Un trimestre clos ne peut plus être modifié.",
+                        verbose_name="clos",
+                    ),
+                ),
+                (
+                    "school_year",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="terms",
+                        to="classes.schoolyear",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'trimestre',
-                'ordering': ['school_year', 'number'],
+                "verbose_name": "trimestre",
+                "ordering": ["school_year", "number"],
             },
         ),
         migrations.CreateModel(
-            name='TermAssessment',
+            name="TermAssessment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('average', models.DecimalField(decimal_places=2, max_digits=4, null=True, verbose_name='moyenne /20')),
-                ('behaviour', models.DecimalField(decimal_places=1, max_digits=3, null=True, verbose_name='comportement /10')),
-                ('participation', models.DecimalField(decimal_places=1, max_digits=3, null=True, verbose_name='participation /10')),
-                ('work', models.DecimalField(decimal_places=1, max_digits=3, null=True, verbose_name='travail /10')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('student', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assessments', to='classes.student')),
-                ('subject', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='classes.subject')),
-                ('term', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assessments', to='classes.term')),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "average",
+                    models.DecimalField(
+                        decimal_places=2, max_digits=4, null=True, verbose_name="moyenne /20"
+                    ),
+                ),
+                (
+                    "behaviour",
+                    models.DecimalField(
+                        decimal_places=1, max_digits=3, null=True, verbose_name="comportement /10"
+                    ),
+                ),
+                (
+                    "participation",
+                    models.DecimalField(
+                        decimal_places=1, max_digits=3, null=True, verbose_name="participation /10"
+                    ),
+                ),
+                (
+                    "work",
+                    models.DecimalField(
+                        decimal_places=1, max_digits=3, null=True, verbose_name="travail /10"
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "student",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assessments",
+                        to="classes.student",
+                    ),
+                ),
+                (
+                    "subject",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, to="classes.subject"
+                    ),
+                ),
+                (
+                    "term",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assessments",
+                        to="classes.term",
+                    ),
+                ),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'évaluation du trimestre',
-                'verbose_name_plural': 'évaluations du trimestre',
+                "verbose_name": "évaluation du trimestre",
+                "verbose_name_plural": "évaluations du trimestre",
             },
         ),
         migrations.AddConstraint(
-            model_name='schoolyear',
-            constraint=models.UniqueConstraint(fields=('school', 'name'), name='year_school_name_unique'),
+            model_name="schoolyear",
+            constraint=models.UniqueConstraint(
+                fields=("school", "name"), name="year_school_name_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='schoolyear',
-            constraint=models.CheckConstraint(condition=models.Q(('end_date__gt', models.F('start_date'))), name='year_dates_ordered'),
+            model_name="schoolyear",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("end_date__gt", models.F("start_date"))),
+                name="year_dates_ordered",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='schoolclass',
-            constraint=models.UniqueConstraint(fields=('school_year', 'name'), name='class_year_name_unique'),
+            model_name="schoolclass",
+            constraint=models.UniqueConstraint(
+                fields=("school_year", "name"), name="class_year_name_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='subject',
-            constraint=models.UniqueConstraint(condition=models.Q(('school', None)), fields=('name',), name='subject_shared_name_unique'),
+            model_name="subject",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("school", None)),
+                fields=("name",),
+                name="subject_shared_name_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='subject',
-            constraint=models.UniqueConstraint(fields=('school', 'name'), name='subject_school_name_unique'),
+            model_name="subject",
+            constraint=models.UniqueConstraint(
+                fields=("school", "name"), name="subject_school_name_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teachingassignment',
-            constraint=models.UniqueConstraint(fields=('teacher', 'school_class', 'subject'), name='assignment_unique'),
+            model_name="teachingassignment",
+            constraint=models.UniqueConstraint(
+                fields=("teacher", "school_class", "subject"), name="assignment_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='term',
-            constraint=models.UniqueConstraint(fields=('school_year', 'number'), name='term_unique_number'),
+            model_name="term",
+            constraint=models.UniqueConstraint(
+                fields=("school_year", "number"), name="term_unique_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='term',
-            constraint=models.CheckConstraint(condition=models.Q(('number__gte', 1), ('number__lte', 3)), name='term_1_to_3'),
+            model_name="term",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("number__gte", 1), ("number__lte", 3)), name="term_1_to_3"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='termassessment',
-            constraint=models.UniqueConstraint(fields=('student', 'subject', 'term'), name='assessment_unique_per_term'),
+            model_name="termassessment",
+            constraint=models.UniqueConstraint(
+                fields=("student", "subject", "term"), name="assessment_unique_per_term"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='termassessment',
-            constraint=models.CheckConstraint(condition=models.Q(('average__isnull', True), models.Q(('average__gte', 0), ('average__lte', Decimal('20'))), _connector='OR'), name='assessment_average_0_20'),
+            model_name="termassessment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("average__isnull", True),
+                    models.Q(("average__gte", 0), ("average__lte", Decimal("20"))),
+                    _connector="OR",
+                ),
+                name="assessment_average_0_20",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='termassessment',
-            constraint=models.CheckConstraint(condition=models.Q(('behaviour__isnull', True), models.Q(('behaviour__gte', 0), ('behaviour__lte', Decimal('10'))), _connector='OR'), name='assessment_behaviour_0_10'),
+            model_name="termassessment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("behaviour__isnull", True),
+                    models.Q(("behaviour__gte", 0), ("behaviour__lte", Decimal("10"))),
+                    _connector="OR",
+                ),
+                name="assessment_behaviour_0_10",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='termassessment',
-            constraint=models.CheckConstraint(condition=models.Q(('participation__isnull', True), models.Q(('participation__gte', 0), ('participation__lte', Decimal('10'))), _connector='OR'), name='assessment_participation_0_10'),
+            model_name="termassessment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("participation__isnull", True),
+                    models.Q(("participation__gte", 0), ("participation__lte", Decimal("10"))),
+                    _connector="OR",
+                ),
+                name="assessment_participation_0_10",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='termassessment',
-            constraint=models.CheckConstraint(condition=models.Q(('work__isnull', True), models.Q(('work__gte', 0), ('work__lte', Decimal('10'))), _connector='OR'), name='assessment_work_0_10'),
+            model_name="termassessment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("work__isnull", True),
+                    models.Q(("work__gte", 0), ("work__lte", Decimal("10"))),
+                    _connector="OR",
+                ),
+                name="assessment_work_0_10",
+            ),
         ),
     ]

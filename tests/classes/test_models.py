@@ -29,8 +29,13 @@ def test_database_rejects_out_of_range_inputs(field, value):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("average", Decimal("0")), ("average", Decimal("20")), ("work", Decimal("10")),
-     ("behaviour", None), ("average", None)],
+    [
+        ("average", Decimal("0")),
+        ("average", Decimal("20")),
+        ("work", Decimal("10")),
+        ("behaviour", None),
+        ("average", None),
+    ],
 )
 def test_database_accepts_bounds_and_empty(field, value):
     assessment = TermAssessmentFactory()
@@ -42,9 +47,7 @@ def test_database_accepts_bounds_and_empty(field, value):
 def test_one_assessment_per_student_subject_term():
     first = TermAssessmentFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
-        TermAssessment.objects.create(
-            student=first.student, subject=first.subject, term=first.term
-        )
+        TermAssessment.objects.create(student=first.student, subject=first.subject, term=first.term)
 
 
 def test_same_student_can_have_each_term_and_subject():

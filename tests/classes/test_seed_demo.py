@@ -35,7 +35,9 @@ def test_seed_demo_twice_changes_nothing():
     call_command("seed_demo")
     call_command("seed_demo", "--if-empty")
     assert (
-        School.objects.count(), Student.objects.count(), TermAssessment.objects.count()
+        School.objects.count(),
+        Student.objects.count(),
+        TermAssessment.objects.count(),
     ) == counts
 
 

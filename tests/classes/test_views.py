@@ -13,9 +13,7 @@ pytestmark = pytest.mark.django_db
 
 def cell_url(world, student, field, term=None):
     term = term or world.term
-    return reverse(
-        "classes:cell_update", args=[world.assignment.pk, term.pk, student.pk, field]
-    )
+    return reverse("classes:cell_update", args=[world.assignment.pk, term.pk, student.pk, field])
 
 
 def class_url(world, term=None):

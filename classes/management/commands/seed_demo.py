@@ -4,7 +4,9 @@ from classes.demo import seed_demo
 
 
 class Command(BaseCommand):
-    help = "Crée l'établissement de démonstration (deux classes de 30 élèves) et affiche les logins."
+    help = (
+        "Crée l'établissement de démonstration (deux classes de 30 élèves) et affiche les logins."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -14,9 +16,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        from classes.demo import DEMO_SCHOOL_NAME
         from classes.models import School
 
-        if options["if_empty"] and School.objects.exists():
+        schools = School.objects.all()
+        if (
+            options["if_empty"]
+            and schools.exists()
+            and not schools.filter(name=DEMO_SCHOOL_NAME).exists()
+        ):
             self.stdout.write("Base déjà initialisée : établissement de démonstration non créé.")
             return
         result = seed_demo()
@@ -29,6 +37,6 @@ class Command(BaseCommand):
             "department_head": "Responsable de discipline (HG)",
             "school_admin": "Administratrice (via /admin/)",
         }
-        self.stdout.write("Comptes de démonstration (mot de passe commun : %s)" % result.password)
+        self.stdout.write(f"Comptes de démonstration (mot de passe commun : {result.password})")
         for role, username in result.logins.items():
             self.stdout.write(f"  {labels[role]:<32} {username}")

@@ -1,0 +1,335 @@
+"""Benchmark: the model card's way of generating against ours, on the same class of students.
+
+The card's way: one student at a time, the adapter loaded unmerged (model.load_adapter) on a
+float16 base, as its app.py does, whatever the device. Ours: TransformersBackend, the adapter
+merged, bfloat16 (on CPU; on a GPU that supports it), the class in batches.
+
+Nothing is downloaded: the model is the real Llama-3.2-3B architecture (published dimensions)
+with random weights and a random LoRA r=16 on the seven projections, and the tokenizer is the
+test model's (its ids fit Llama's vocabulary; the card's prompts come out at about 250 tokens,
+like with Llama's own tokenizer). Random weights produce noise, so both ways are forced to
+generate exactly --new-tokens tokens (min_new_tokens = max_new_tokens): same work, fair timing.
+
+    python bench/generation.py                      # class of 8, 20 new tokens, CPU
+    python bench/generation.py --tiny --students 3  # smoke run on the tiny test model
+    python bench/generation.py --students 35 --new-tokens 90 --device cuda
+
+It is a benchmark, not a test: see bench/README.md for figures and targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from peft import LoraConfig, get_peft_model  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+)
+
+from generation.backends import GenerationRequest  # noqa: E402
+from generation.prompts import CHAT_TEMPLATE_DATE, PromptInputs, build_messages  # noqa: E402
+from worker.backends.transformers import TransformersBackend  # noqa: E402
+from worker.testing import BOS, EOM, EOS, EOT, build_test_model, build_tokenizer  # noqa: E402
+
+DEFAULT_OUT = ROOT / "bench" / "results" / "generation.json"
+DEFAULT_MODEL_DIR = ROOT / "var" / "bench" / "llama-3.2-3b-random"
+SUBJECTS = ["Histoire-Géographie", "HGGSP", "Anglais", "Mathématiques", "SVT", "Philosophie"]
+# The model card's sampling settings.
+TEMPERATURE = 1.5
+MIN_P = 0.1
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def llama32_3b_config(tokenizer) -> LlamaConfig:
+    """Llama-3.2-3B's published shape (config.json of meta-llama/Llama-3.2-3B-Instruct)."""
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in (BOS, EOS, EOM, EOT)}
+    return LlamaConfig(
+        vocab_size=128256,
+        hidden_size=3072,
+        intermediate_size=8192,
+        num_hidden_layers=28,
+        num_attention_heads=24,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=131072,
+        rope_theta=500000.0,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 32.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+        rms_norm_eps=1e-5,
+        hidden_act="silu",
+        tie_word_embeddings=True,
+        bos_token_id=ids[BOS],
+        eos_token_id=[ids[EOS], ids[EOM], ids[EOT]],
+    )
+
+
+def build_random_3b(directory: Path) -> tuple[Path, Path]:
+    """Write the random 3B base and LoRA (r=16, alpha=16, random B) once; reuse it after."""
+    base_dir, adapter_dir = directory / "base", directory / "adapter"
+    done = directory / "COMPLETE"
+    if done.exists():
+        return base_dir, adapter_dir
+    print(f"Building a random Llama-3.2-3B in {directory} (about 6.5 GB, once)…", flush=True)
+    tokenizer = build_tokenizer()
+    config = llama32_3b_config(tokenizer)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM._from_config(config, dtype=torch.bfloat16)
+    # As Llama 3.2 Instruct's generation_config.json: the card's code inherits top_p 0.9.
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        do_sample=True,
+        temperature=0.6,
+        top_p=0.9,
+    )
+    model.save_pretrained(base_dir)
+    tokenizer.save_pretrained(base_dir)
+    lora = LoraConfig(
+        r=16, lora_alpha=16, lora_dropout=0.0, target_modules=TARGET_MODULES, task_type="CAUSAL_LM"
+    )
+    peft_model = get_peft_model(model, lora)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.02)
+    peft_model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    del model, peft_model
+    gc.collect()
+    done.write_text("ok\n")
+    return base_dir, adapter_dir
+
+
+def class_of(students: int) -> list[GenerationRequest]:
+    """Varied, realistic profiles: subjects, trimesters, averages and ratings differ."""
+    rng = random.Random(2024)  # noqa: S311 - reproducible inputs, not security
+    requests = []
+    for index in range(students):
+        trimester = rng.choice((1, 2, 3))
+        averages = [rng.randrange(8, 39) / 2 for _ in range(trimester)]
+        inputs = PromptInputs(
+            subject_name=rng.choice(SUBJECTS),
+            trimester=trimester,
+            averages=(*averages, None, None)[:3],
+            behaviour=rng.randint(2, 10),
+            participation=rng.randint(2, 10),
+            work=rng.randint(2, 10),
+        )
+        requests.append(GenerationRequest(key=f"student-{index}", messages=build_messages(inputs)))
+    return requests
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_card_way(base: Path, adapter: Path, requests, new_tokens: int, device: torch.device):
+    """app.py from the model card, line for line where it matters (float16, load_adapter,
+    one student per generate call), plus min_new_tokens and the pinned date for fairness."""
+    started = time.monotonic()
+    model = AutoModelForCausalLM.from_pretrained(
+        base, dtype=torch.float16, low_cpu_mem_usage=True
+    ).to(device)
+    model.load_adapter(str(adapter))
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    synchronize(device)
+    load_seconds = time.monotonic() - started
+    new_counts = []
+    started = time.monotonic()
+    for request in requests:
+        inputs = tokenizer.apply_chat_template(
+            request.messages,
+            tokenize=True,
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=False,
+            date_string=CHAT_TEMPLATE_DATE,
+        ).to(device)
+        outputs = model.generate(
+            input_ids=inputs,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            use_cache=True,
+            temperature=TEMPERATURE,
+            min_p=MIN_P,
+            pad_token_id=tokenizer.eos_token_id,
+        )
+        tokenizer.batch_decode(outputs[:, inputs.shape[1] :], skip_special_tokens=True)
+        new_counts.append(outputs.shape[1] - inputs.shape[1])
+    synchronize(device)
+    generate_seconds = time.monotonic() - started
+    result = {
+        "description": "one student per call, adapter unmerged (load_adapter), float16",
+        "dtype": "float16",
+        "merged": False,
+        "batch_size": 1,
+        "load_seconds": round(load_seconds, 2),
+        "generate_seconds": round(generate_seconds, 3),
+        "students_per_second": len(requests) / generate_seconds,
+        "new_tokens_total": int(sum(new_counts)),
+    }
+    del model
+    release(device)
+    return result
+
+
+def run_our_way(base: Path, adapter: Path, requests, new_tokens: int, device: torch.device):
+    backend = TransformersBackend(
+        base_model=str(base),
+        adapter=str(adapter),
+        device=str(device),
+        dtype="auto",
+        batch_size=0,
+        max_new_tokens=new_tokens,
+        temperature=TEMPERATURE,
+        min_p=MIN_P,
+        top_k=0,
+        top_p=1.0,
+        test_model=True,
+    )
+    started = time.monotonic()
+    backend.load()
+    synchronize(device)
+    load_seconds = time.monotonic() - started
+    # Random weights may stop at any moment: force the same length as the card's way.
+    backend.model.generation_config.min_new_tokens = new_tokens
+    started = time.monotonic()
+    results = backend.generate(requests, seed=0)
+    synchronize(device)
+    generate_seconds = time.monotonic() - started
+    prompt_tokens = [result.prompt_tokens for result in results]
+    result = {
+        "description": "TransformersBackend: batched, adapter merged, bf16 (fp16 on old GPUs)",
+        "dtype": str(backend.dtype).removeprefix("torch."),
+        "merged": True,
+        "batch_size": min(len(requests), backend.batch_size(prompt_tokens=max(prompt_tokens))),
+        "load_seconds": round(load_seconds, 2),
+        "generate_seconds": round(generate_seconds, 3),
+        "students_per_second": len(requests) / generate_seconds,
+        "new_tokens_total": int(sum(result.new_tokens for result in results)),
+    }
+    del backend
+    release(device)
+    return result, prompt_tokens
+
+
+def release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def machine(device: torch.device) -> dict:
+    info = {
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def cpu_model() -> str:
+    try:
+        output = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return platform.processor()
+    for line in output.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=8)
+    parser.add_argument("--new-tokens", type=int, default=20)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
+    parser.add_argument("--tiny", action="store_true", help="The tiny test model (smoke run).")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    requests = class_of(args.students)
+
+    with tempfile.TemporaryDirectory() as tiny_dir:
+        if args.tiny:
+            base, adapter = build_test_model(Path(tiny_dir))
+            model_name = "tiny test model (random)"
+        else:
+            base, adapter = build_random_3b(args.model_dir)
+            model_name = "Llama-3.2-3B shape, random weights, random LoRA r=16"
+        print(f"Card's way: {args.students} students one at a time…", flush=True)
+        card = run_card_way(base, adapter, requests, args.new_tokens, device)
+        print(f"  {card['generate_seconds']:.1f} s", flush=True)
+        print("Our way: batched and merged…", flush=True)
+        ours, prompt_tokens = run_our_way(base, adapter, requests, args.new_tokens, device)
+        print(f"  {ours['generate_seconds']:.1f} s", flush=True)
+
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+        "machine": machine(device),
+        "model": model_name,
+        "students": args.students,
+        "new_tokens": args.new_tokens,
+        "prompt_tokens": {
+            "min": min(prompt_tokens),
+            "mean": round(statistics.mean(prompt_tokens), 1),
+            "max": max(prompt_tokens),
+        },
+        "ways": {"card": card, "ours": ours},
+        "ratio": ours["students_per_second"] / card["students_per_second"],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(
+        f"Card's way: {card['students_per_second']:.3f} students/s"
+        f" ({card['generate_seconds']:.1f} s for {args.students})"
+    )
+    print(
+        f"Our way:    {ours['students_per_second']:.3f} students/s"
+        f" ({ours['generate_seconds']:.1f} s for {args.students}, batch {ours['batch_size']})"
+    )
+    print(f"Ratio:      {report['ratio']:.1f}x   → {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The generation backend interface, chosen by a setting like Django's email backends.
+
+Pure module: the web process imports it to read a backend's interface and errors, never
+torch. The real backend lives in worker/ (worker.backends.transformers.TransformersBackend)
+and is imported by dotted path only when get_backend() is called, in the worker process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+STATUS_LOADING = "loading"
+STATUS_READY = "ready"
+STATUS_FAILED = "failed"
+
+MODEL_LOAD_USER_MESSAGE = (
+    "Le modèle n'a pas pu être chargé. Les appréciations ne peuvent pas être générées pour"
+    " le moment : réessayez plus tard ou prévenez l'administrateur de la plateforme."
+)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt to answer; key is the caller's identifier, echoed in the result."""
+
+    key: str
+    messages: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    key: str
+    text: str
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+
+
+class ModelLoadError(Exception):
+    """The model could not be loaded. str() is the English reason, for logs;
+    user_message is the French sentence a teacher sees."""
+
+    def __init__(self, reason: str, *, user_message: str = MODEL_LOAD_USER_MESSAGE) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.user_message = user_message
+
+
+class BaseBackend:
+    """A model that turns chat messages into texts, a batch at a time.
+
+    status is "loading" until the model is ready (a backend loads lazily, on its first
+    generate() or an explicit load()), "ready" once loaded, "failed" after a failed load.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self._status = STATUS_LOADING
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    def load(self) -> None:
+        """Load the model now rather than on the first generate()."""
+
+    def model_info(self) -> dict[str, Any]:
+        """Base and adapter ids, device, dtype, and whether it is the test model."""
+        raise NotImplementedError
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, seed: int | None = None
+    ) -> list[GenerationResult]:
+        """A batch in, a batch out: one result per request, in the same order."""
+        raise NotImplementedError
+
+
+_cache: dict[tuple[str, tuple[tuple[str, Any], ...]], BaseBackend] = {}
+_cache_lock = threading.Lock()
+
+
+def get_backend(path: str | None = None, **options: Any) -> BaseBackend:
+    """The process's backend for path (default settings.APPRECIATION_BACKEND).
+
+    Cached per process and per options: a model is loaded once and reused by every task.
+    Options are passed to the backend's constructor and must be hashable.
+    """
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    dotted_path = path or settings.APPRECIATION_BACKEND
+    key = (dotted_path, tuple(sorted(options.items())))
+    with _cache_lock:
+        backend = _cache.get(key)
+        if backend is None:
+            backend_class = import_string(dotted_path)
+            if not (isinstance(backend_class, type) and issubclass(backend_class, BaseBackend)):
+                raise TypeError(f"{dotted_path} is not a BaseBackend subclass.")
+            backend = backend_class(**options)
+            _cache[key] = backend
+        return backend
+
+
+def reset_backend_cache() -> None:
+    """Forget every cached backend (tests; a worker that must reload its model)."""
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,391 @@
+"""Generating, following and reviewing drafts; the department head's queue; quick drafts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from classes import selectors as class_selectors
+from classes.models import Student, TeachingAssignment, Term
+from classes.views import _get_assignment_and_term
+
+from . import selectors, services
+from .forms import FeedbackForm, QuickDraftForm, ReturnForm, ValidateForm, VersionForm
+from .models import Appreciation, Feedback, GenerationJob, QuickDraft
+from .prompts import PromptInputs
+
+# htmx stops polling when a response has this status (and still swaps it).
+HTMX_STOP_POLLING = 286
+
+
+def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> dict:
+    rows = selectors.review_rows(assignment=assignment, term=term)
+    job = selectors.active_job(assignment=assignment, term=term) or (
+        GenerationJob.objects.filter(assignment=assignment, term=term).first()
+    )
+    editable = class_selectors.can_edit_assessments(
+        user=request.user, assignment=assignment, term=term
+    )
+    return {
+        "assignment": assignment,
+        "term": term,
+        "terms": class_selectors.terms_of_year(school_class=assignment.school_class),
+        "rows": rows,
+        "ready_count": sum(1 for r in rows if r.readiness.is_ready),
+        "not_ready": [r for r in rows if not r.readiness.is_ready],
+        "final_count": sum(1 for r in rows if r.appreciation and r.appreciation.is_final),
+        "job": job,
+        "progress": selectors.job_progress(job=job) if job else None,
+        "since": timezone.now().isoformat(),
+        "editable": editable,
+        "max_chars": assignment.school_class.school.appreciation_max_chars,
+        "worker_states": selectors.worker_states(),
+        "test_model": settings.APPRECIATION_TEST_MODEL
+        or any(r.draft and r.draft.is_test_model for r in rows),
+        "feedback_reasons": Feedback.Reason.choices,
+    }
+
+
+@login_required
+@require_GET
+def review_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
+    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=True)
+    return render(
+        request,
+        "generation/review.html",
+        _review_context(request=request, assignment=assignment, term=term),
+    )
+
+
+@login_required
+@require_POST
+def job_start(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
+    """Generate the class, or one student when the form names one ("Générer"/"Régénérer")."""
+    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=True)
+    students = None
+    if request.POST.get("student"):
+        student = get_object_or_404(
+            Student, pk=request.POST["student"], school_class_id=assignment.school_class_id
+        )
+        students = [student]
+    try:
+        services.job_create(assignment=assignment, term=term, user=request.user, students=students)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    url = reverse("generation:review", args=[assignment.pk, term.pk])
+    if request.htmx:
+        context = _review_context(request=request, assignment=assignment, term=term)
+        context["error_messages"] = [m.message for m in messages.get_messages(request)]
+        return render(request, "generation/review.html#generation_panel", context)
+    return redirect(url)
+
+
+def _own_job(request: HttpRequest, job_pk: int) -> GenerationJob:
+    return get_object_or_404(
+        GenerationJob.objects.select_related("assignment__school_class__school", "term"),
+        pk=job_pk,
+        assignment__in=class_selectors.own_assignments(user=request.user),
+    )
+
+
+@login_required
+@require_GET
+def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
+    """The progress bar, plus the rows whose draft arrived since the last poll (out of band)."""
+    job = _own_job(request, job_pk)
+    since = parse_datetime(request.GET.get("since", "")) or job.created_at
+    now = timezone.now()
+    changed_students = list(
+        job.drafts.filter(generated_at__gt=since, generated_at__lte=now).values_list(
+            "student_id", flat=True
+        )
+    )
+    rows = []
+    if changed_students:
+        rows = selectors.review_rows(
+            assignment=job.assignment,
+            term=job.term,
+            students=list(Student.objects.filter(pk__in=changed_students)),
+        )
+    context = {
+        "assignment": job.assignment,
+        "term": job.term,
+        "job": job,
+        "progress": selectors.job_progress(job=job),
+        "since": now.isoformat(),
+        "oob_rows": rows,
+        "editable": not job.term.is_closed,
+        "max_chars": job.assignment.school_class.school.appreciation_max_chars,
+        "feedback_reasons": Feedback.Reason.choices,
+        "worker_states": selectors.worker_states(),
+    }
+    response = render(request, "generation/review.html#progress_response", context)
+    if not job.is_active:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, job_pk: int) -> HttpResponse:
+    job = _own_job(request, job_pk)
+    services.job_cancel(job=job, user=request.user)
+    messages.info(request, "Génération annulée : les brouillons déjà rédigés sont conservés.")
+    return redirect("generation:review", job.assignment_id, job.term_id)
+
+
+@login_required
+@require_POST
+def job_retry(request: HttpRequest, job_pk: int) -> HttpResponse:
+    job = _own_job(request, job_pk)
+    try:
+        services.job_retry(job=job, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("generation:review", job.assignment_id, job.term_id)
+
+
+def _render_row(request, *, assignment, term, student, **extra) -> HttpResponse:
+    row = selectors.review_rows(assignment=assignment, term=term, students=[student])[0]
+    context = {
+        "assignment": assignment,
+        "term": term,
+        "row": row,
+        "editable": class_selectors.can_edit_assessments(
+            user=request.user, assignment=assignment, term=term
+        ),
+        "max_chars": assignment.school_class.school.appreciation_max_chars,
+        "feedback_reasons": Feedback.Reason.choices,
+        **extra,
+    }
+    return render(request, "generation/review.html#row", context)
+
+
+@login_required
+@require_POST
+def appreciation_validate(
+    request: HttpRequest, assignment_pk: int, term_pk: int, student_pk: int
+) -> HttpResponse:
+    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=True)
+    student = get_object_or_404(Student, pk=student_pk, school_class_id=assignment.school_class_id)
+    form = ValidateForm(request.POST)
+    error = conflict_text = ""
+    if not form.is_valid():
+        error = "Formulaire incomplet : rechargez la page."
+    else:
+        try:
+            services.draft_validate(
+                assignment=assignment,
+                term=term,
+                student=student,
+                user=request.user,
+                text=form.cleaned_data["text"],
+                version=form.cleaned_data["version"],
+                seconds_spent=form.cleaned_data.get("seconds_spent"),
+            )
+        except services.ConflictError as exc:
+            error = exc.messages[0]
+            conflict_text = form.cleaned_data["text"]
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+    return _render_row(
+        request,
+        assignment=assignment,
+        term=term,
+        student=student,
+        row_error=error,
+        conflict_text=conflict_text,
+        submitted_text=form.data.get("text", "") if error and not conflict_text else None,
+    )
+
+
+@login_required
+@require_POST
+def feedback_rate(request: HttpRequest, feedback_pk: int) -> HttpResponse:
+    feedback = get_object_or_404(
+        Feedback.objects.select_related("appreciation__student"),
+        pk=feedback_pk,
+        validated_by=request.user,
+        school_id=request.user.school_id,
+    )
+    form = FeedbackForm(request.POST)
+    if form.is_valid():
+        services.feedback_rate(
+            feedback=feedback,
+            user=request.user,
+            rating=form.cleaned_data["rating"],
+            reason=form.cleaned_data["reason"],
+        )
+    return render(
+        request,
+        "generation/review.html#feedback",
+        {"feedback": feedback, "feedback_reasons": Feedback.Reason.choices, "saved": True},
+    )
+
+
+# --- Department head --------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def head_queue(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_department_head:
+        raise Http404("Not a department head")
+    return render(
+        request, "generation/head_queue.html", {"queue": selectors.head_queue(user=request.user)}
+    )
+
+
+def _headed_assignment(request, assignment_pk: int, term_pk: int):
+    assignment = get_object_or_404(
+        class_selectors.headed_assignments(user=request.user, include_own=True), pk=assignment_pk
+    )
+    term = class_selectors.term_for_assignment(assignment=assignment, term_pk=term_pk)
+    if term is None:
+        raise Http404("No such term")
+    return assignment, term
+
+
+@login_required
+@require_GET
+def head_review(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
+    assignment, term = _headed_assignment(request, assignment_pk, term_pk)
+    rows = selectors.review_rows(assignment=assignment, term=term)
+    return render(
+        request,
+        "generation/head_review.html",
+        {
+            "assignment": assignment,
+            "term": term,
+            "rows": rows,
+            "validated_count": sum(
+                1
+                for r in rows
+                if r.appreciation and r.appreciation.status == Appreciation.Status.VALIDATED
+            ),
+            "max_chars": assignment.school_class.school.appreciation_max_chars,
+        },
+    )
+
+
+def _headed_appreciation(request, appreciation_pk: int) -> Appreciation:
+    if not request.user.is_department_head:
+        raise Http404("Not a department head")
+    return get_object_or_404(
+        Appreciation.objects.select_related("student__school_class", "term"),
+        pk=appreciation_pk,
+        subject__in=request.user.headed_subjects.all(),
+        student__school_class__school_id=request.user.school_id,
+    )
+
+
+def _head_row(request, appreciation: Appreciation, **extra) -> HttpResponse:
+    appreciation.refresh_from_db()
+    return render(
+        request,
+        "generation/head_review.html#head_row",
+        {"appreciation": appreciation, **extra},
+    )
+
+
+@login_required
+@require_POST
+def appreciation_approve(request: HttpRequest, appreciation_pk: int) -> HttpResponse:
+    appreciation = _headed_appreciation(request, appreciation_pk)
+    form = VersionForm(request.POST)
+    error = ""
+    try:
+        if not form.is_valid():
+            raise ValidationError("Formulaire incomplet : rechargez la page.")
+        services.appreciation_approve(
+            appreciation=appreciation, user=request.user, version=form.cleaned_data["version"]
+        )
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    return _head_row(request, appreciation, row_error=error)
+
+
+@login_required
+@require_POST
+def appreciation_return(request: HttpRequest, appreciation_pk: int) -> HttpResponse:
+    appreciation = _headed_appreciation(request, appreciation_pk)
+    form = ReturnForm(request.POST)
+    error = ""
+    try:
+        if not form.is_valid():
+            raise ValidationError("Écrivez un commentaire pour l'enseignant.")
+        services.appreciation_return(
+            appreciation=appreciation,
+            user=request.user,
+            comment=form.cleaned_data["comment"],
+            version=form.cleaned_data["version"],
+        )
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    return _head_row(request, appreciation, row_error=error)
+
+
+@login_required
+@require_POST
+def approve_all(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
+    assignment, term = _headed_assignment(request, assignment_pk, term_pk)
+    try:
+        count = services.appreciation_approve_all(
+            assignment=assignment, term=term, user=request.user
+        )
+        messages.success(request, f"{count} appréciation(s) approuvée(s).")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("generation:head_review", assignment.pk, term.pk)
+
+
+# --- Quick draft -----------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def quick_draft(request: HttpRequest) -> HttpResponse:
+    if request.user.school_id is None:
+        raise Http404("No school")
+    subjects = class_selectors.subjects_for_school(school=request.user.school)
+    form = QuickDraftForm(request.POST or None, subjects=subjects)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        inputs = PromptInputs(
+            subject_name=data["subject"],
+            trimester=data["trimester"],
+            averages=(data["average_1"], data["average_2"], data["average_3"]),
+            behaviour=data["behaviour"],
+            participation=data["participation"],
+            work=data["work"],
+        )
+        quick = services.quick_draft_create(
+            user=request.user, inputs=inputs, level_name=data["level"].name
+        )
+        return redirect("generation:quick_draft_result", quick.pk)
+    return render(request, "generation/quick_draft.html", {"form": form})
+
+
+@login_required
+@require_GET
+def quick_draft_result(request: HttpRequest, quick_pk: int) -> HttpResponse:
+    quick = get_object_or_404(QuickDraft, pk=quick_pk, requested_by=request.user)
+    context = {
+        "quick": quick,
+        "test_model": settings.APPRECIATION_TEST_MODEL or quick.is_test_model,
+        "worker_states": selectors.worker_states(),
+    }
+    if request.htmx:
+        response = render(request, "generation/quick_draft.html#quick_result", context)
+        if quick.status != QuickDraft.Status.QUEUED:
+            response.status_code = HTMX_STOP_POLLING
+        return response
+    return render(request, "generation/quick_draft.html", context)

@@ -1,0 +1,44 @@
+"""Smoke run of the generation benchmark on the tiny test model (seconds, not minutes)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_benchmark_runs_both_ways_on_the_tiny_model(tmp_path):
+    out = tmp_path / "generation.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/generation.py",
+            "--tiny",
+            "--students",
+            "3",
+            "--new-tokens",
+            "4",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert set(report["ways"]) == {"card", "ours"}
+    card, ours = report["ways"]["card"], report["ways"]["ours"]
+    assert (card["dtype"], card["merged"], card["batch_size"]) == ("float16", False, 1)
+    assert (ours["dtype"], ours["merged"]) == ("bfloat16", True)
+    # Same work on both sides: every student got exactly --new-tokens tokens.
+    assert card["new_tokens_total"] == ours["new_tokens_total"] == 3 * 4
+    assert card["students_per_second"] > 0 and ours["students_per_second"] > 0
+    assert report["ratio"] > 0
+    assert report["students"] == 3
+    assert "Ratio:" in result.stdout

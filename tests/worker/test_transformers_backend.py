@@ -1,0 +1,431 @@
+"""TransformersBackend on the tiny random Llama: real loading, merging, templating, batching
+and sampling. The texts are noise: tests assert shapes, settings and checks, never wording."""
+
+import datetime
+import shutil
+
+import huggingface_hub.constants
+import pytest
+import torch
+from django.core.management import call_command
+from peft.tuners.tuners_utils import BaseTunerLayer
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, LlamaConfig
+
+from generation.backends import (
+    STATUS_FAILED,
+    STATUS_LOADING,
+    STATUS_READY,
+    GenerationRequest,
+    ModelLoadError,
+    get_backend,
+    reset_backend_cache,
+)
+from generation.drafting import DraftItem, draft_with_checks
+from generation.prompts import PromptInputs, build_messages
+from worker.backends.transformers import TransformersBackend, kv_cache_bytes_per_token
+from worker.testing import PAD
+
+BACKEND_PATH = "worker.backends.transformers.TransformersBackend"
+
+
+def make_backend(tiny_model, **options):
+    base, adapter = tiny_model
+    options.setdefault("max_new_tokens", 6)
+    return TransformersBackend(base_model=str(base), adapter=str(adapter), **options)
+
+
+def varied_requests(count):
+    """Real prompts of different lengths: subjects and trimesters vary."""
+    profiles = [
+        ("Histoire-Géographie", 1, (12, None, None)),
+        ("Sciences économiques et sociales", 3, (8.5, 9.25, 11)),
+        ("Anglais", 2, (14, 15.5, None)),
+        ("EPS", 1, (17, None, None)),
+        ("Physique-Chimie", 3, (10, 12, 13.75)),
+        ("HGGSP", 2, (6, 7.5, None)),
+    ]
+    requests = []
+    for index in range(count):
+        subject, trimester, averages = profiles[index % len(profiles)]
+        inputs = PromptInputs(subject, trimester, averages, 5 + index % 5, 6, 7)
+        requests.append(GenerationRequest(key=f"student-{index}", messages=build_messages(inputs)))
+    return requests
+
+
+class GenerateSpy:
+    """Records model.generate's arguments and calls the real method."""
+
+    def __init__(self, model):
+        self.real = model.generate
+        self.calls = []
+
+    def __call__(self, *args, **kwargs):
+        self.calls.append(kwargs)
+        return self.real(*args, **kwargs)
+
+
+def spy_generate(backend, monkeypatch):
+    backend.load()
+    spy = GenerateSpy(backend.model)
+    monkeypatch.setattr(backend.model, "generate", spy)
+    return spy
+
+
+# --- loading ---
+
+
+def test_status_goes_from_loading_to_ready(tiny_model):
+    backend = make_backend(tiny_model)
+    assert backend.status == STATUS_LOADING
+    assert backend.model is None  # lazy: nothing loaded by the constructor
+    backend.load()
+    assert backend.status == STATUS_READY
+    model = backend.model
+    backend.load()
+    assert backend.model is model  # loaded once
+    info = backend.model_info()
+    assert info["base_model"] == str(tiny_model[0])
+    assert info["adapter"] == str(tiny_model[1])
+    assert info["device"] == "cpu"
+    assert info["dtype"] == "bfloat16"
+    assert info["merged"] is True
+    assert info["status"] == STATUS_READY
+
+
+def test_adapter_is_merged_into_the_base_weights(tiny_model):
+    base_dir, adapter_dir = tiny_model
+    backend = make_backend(tiny_model, dtype="float32")
+    backend.load()
+    merged = backend.model
+    assert type(merged).__name__ == "LlamaForCausalLM"
+    assert not any(isinstance(module, BaseTunerLayer) for module in merged.modules())
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    adapter = load_file(adapter_dir / "adapter_model.safetensors")
+    scale = 16 / 8  # lora_alpha / r
+    changed = 0
+    for layer in range(2):
+        for module in ("self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj"):
+            name = f"model.layers.{layer}.{module}"
+            lora_a = next(v for k, v in adapter.items() if f"{name}.lora_A" in k).float()
+            lora_b = next(v for k, v in adapter.items() if f"{name}.lora_B" in k).float()
+            base_weight = base.get_submodule(name).weight
+            merged_weight = merged.get_submodule(name).weight
+            expected = base_weight + scale * (lora_b @ lora_a)
+            assert torch.allclose(merged_weight, expected, atol=1e-5)
+            changed += not torch.allclose(merged_weight, base_weight)
+    assert changed == 6  # the adapter is not a no-op: every merged projection moved
+
+
+def test_bfloat16_on_cpu_never_float16(tiny_model):
+    for dtype in ("auto", "bfloat16", "float16"):
+        backend = make_backend(tiny_model, dtype=dtype, device="cpu")
+        backend.load()
+        assert backend.dtype == torch.bfloat16
+        assert {p.dtype for p in backend.model.parameters()} == {torch.bfloat16}
+    backend = make_backend(tiny_model, dtype="float32", device="cpu")
+    backend.load()
+    assert backend.model.dtype == torch.float32
+
+
+def test_pad_token_and_left_padding(tiny_model):
+    backend = make_backend(tiny_model)
+    backend.load()
+    assert backend.tokenizer.pad_token == PAD
+    assert backend.tokenizer.padding_side == "left"
+
+
+def test_missing_model_path_is_a_model_load_error(tiny_model, tmp_path):
+    missing = tmp_path / "no-such-model"
+    backend = TransformersBackend(base_model=str(missing), adapter=str(tiny_model[1]))
+    with pytest.raises(ModelLoadError) as error:
+        backend.generate(varied_requests(1))
+    assert error.value.user_message.startswith("Le modèle n'a pas pu être chargé")
+    assert str(missing) in str(error.value)  # the English reason, for the logs
+    assert backend.status == STATUS_FAILED
+    assert backend.model_info()["failure_reason"]
+
+
+def test_broken_adapter_config_is_a_model_load_error(tiny_model, tmp_path):
+    adapter = tmp_path / "adapter"
+    shutil.copytree(tiny_model[1], adapter)
+    (adapter / "adapter_config.json").write_text("{not json", encoding="utf-8")
+    backend = TransformersBackend(base_model=str(tiny_model[0]), adapter=str(adapter))
+    with pytest.raises(ModelLoadError):
+        backend.load()
+    assert backend.status == STATUS_FAILED
+
+
+def test_hub_id_without_network_is_a_model_load_error(tiny_model, monkeypatch):
+    # Offline mode, as on a worker without network: the hub client reads it at import time.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    backend = TransformersBackend(
+        base_model="nobody-here/no-such-model-xyz", adapter=str(tiny_model[1])
+    )
+    with pytest.raises(ModelLoadError) as error:
+        backend.load()
+    assert backend.status == STATUS_FAILED
+    assert "nobody-here/no-such-model-xyz" in str(error.value)
+
+
+def test_tokenizer_falls_back_to_the_base_when_the_adapter_has_none(tiny_model, tmp_path):
+    adapter = tmp_path / "bare-adapter"
+    adapter.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copy(tiny_model[1] / name, adapter / name)
+    backend = TransformersBackend(
+        base_model=str(tiny_model[0]), adapter=str(adapter), max_new_tokens=3
+    )
+    results = backend.generate(varied_requests(2), seed=1)
+    assert backend.status == STATUS_READY
+    assert len(results) == 2
+
+
+# --- prompts ---
+
+
+def test_chat_template_date_is_pinned(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model)
+    prompt = backend.render_prompt(varied_requests(1)[0].messages)
+    assert "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" in prompt
+    assert datetime.date.today().strftime("%d %b %Y") not in prompt
+    assert prompt.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>")
+    assert prompt.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    # The template writes <|begin_of_text|>: the encoded batch must not get a second one.
+    spy = spy_generate(backend, monkeypatch)
+    backend.generate(varied_requests(3), seed=0)
+    bos = backend.tokenizer.bos_token_id
+    assert all(row.tolist().count(bos) == 1 for row in spy.calls[0]["input_ids"])
+
+
+# --- sampling ---
+
+
+def test_card_sampling_settings_reach_generate(tiny_model, monkeypatch):
+    backend = make_backend(
+        tiny_model, temperature=1.5, min_p=0.1, top_k=0, top_p=1.0, max_new_tokens=5
+    )
+    spy = spy_generate(backend, monkeypatch)
+    backend.generate(varied_requests(2), seed=3)
+    (kwargs,) = spy.calls
+    assert kwargs["do_sample"] is True
+    assert kwargs["temperature"] == 1.5
+    assert kwargs["min_p"] == 0.1
+    assert kwargs["top_k"] == 0
+    assert kwargs["top_p"] == 1.0
+    assert kwargs["max_new_tokens"] == 5
+    assert kwargs["pad_token_id"] == backend.tokenizer.convert_tokens_to_ids(PAD)
+
+
+def test_explicit_top_k_and_top_p_win_over_the_models_generation_config(tiny_model):
+    backend = make_backend(tiny_model)
+    backend.load()
+    model = backend.model
+    # The test model's generation_config.json says otherwise, like Llama 3.2's does.
+    assert model.generation_config.top_k == 50
+    assert model.generation_config.top_p == 0.9
+    config, _ = model._prepare_generation_config(
+        None, do_sample=True, temperature=1.5, min_p=0.1, top_k=0, top_p=1.0
+    )
+    assert (config.top_k, config.top_p, config.temperature, config.min_p) == (0, 1.0, 1.5, 0.1)
+    processors = [type(p).__name__ for p in model._get_logits_processor(config)]
+    assert "MinPLogitsWarper" in processors
+    assert "TemperatureLogitsWarper" in processors
+    assert "TopKLogitsWarper" not in processors
+    assert "TopPLogitsWarper" not in processors
+
+
+def test_same_seed_same_texts(tiny_model):
+    backend = make_backend(tiny_model, max_new_tokens=8)
+    requests = varied_requests(4)
+    first = backend.generate(requests, seed=42)
+    again = backend.generate(requests, seed=42)
+    other = backend.generate(requests, seed=43)
+    assert [r.text for r in first] == [r.text for r in again]
+    assert [r.text for r in first] != [r.text for r in other]
+
+
+def test_seeded_generation_leaves_the_global_rng_alone(tiny_model):
+    backend = make_backend(tiny_model)
+    backend.load()
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    backend.generate(varied_requests(1), seed=99)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --- batching ---
+
+
+def test_uneven_prompts_in_batches_of_two(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=2)
+    spy = spy_generate(backend, monkeypatch)
+    requests = varied_requests(5)
+    results = backend.generate(requests, seed=5)
+    assert len(results) == len(requests)
+    assert [r.key for r in results] == [r.key for r in requests]
+    assert [call["input_ids"].shape[0] for call in spy.calls] == [2, 2, 1]
+    pad = backend.tokenizer.pad_token_id
+    padded_rows = 0
+    for call in spy.calls:
+        mask = call["attention_mask"]
+        for row, row_mask in zip(call["input_ids"], mask, strict=True):
+            pads = int((row_mask == 0).sum())
+            # Left padding: the pads come first, the prompt ends at the last position.
+            assert row_mask[pads:].all() and not row_mask[:pads].any()
+            assert (row[:pads] == pad).all()
+            padded_rows += pads > 0
+    assert padded_rows > 0  # the prompts really had different lengths
+    lengths = {r.key: r.prompt_tokens for r in results}
+    assert len(set(lengths.values())) > 1
+    assert all(0 < r.new_tokens <= 6 for r in results)
+
+
+def test_batched_results_match_single_generation_in_request_order(tiny_model):
+    # Near-zero temperature makes sampling greedy, so a text depends only on its own prompt:
+    # the same texts alone and batched prove the padding, the masks and the result order.
+    options = {"dtype": "float32", "temperature": 1e-4, "max_new_tokens": 6}
+    requests = varied_requests(5)
+    single = make_backend(tiny_model, batch_size=1, **options).generate(requests, seed=0)
+    batched = make_backend(tiny_model, batch_size=3, **options).generate(requests, seed=7)
+    assert [r.text for r in batched] == [r.text for r in single]
+    assert len({r.text for r in single}) > 1  # different prompts, different texts
+
+
+def test_automatic_batch_size_on_cpu_is_eight(tiny_model):
+    backend = make_backend(tiny_model, batch_size=0)
+    backend.load()
+    assert backend.batch_size(prompt_tokens=250) == 8
+
+
+def test_kv_cache_estimate_matches_llama_3_2_3b():
+    config = LlamaConfig(
+        hidden_size=3072,
+        num_hidden_layers=28,
+        num_attention_heads=24,
+        num_key_value_heads=8,
+        head_dim=128,
+    )
+    assert kv_cache_bytes_per_token(config, torch.bfloat16) == 114688  # ~115 KB
+
+
+def test_out_of_memory_halves_the_batch_and_retries(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=4)
+    backend.load()
+    real_batch = backend._generate_batch
+    sizes = []
+
+    def first_call_runs_out_of_memory(prompts):
+        sizes.append(len(prompts))
+        if len(sizes) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real_batch(prompts)
+
+    monkeypatch.setattr(backend, "_generate_batch", first_call_runs_out_of_memory)
+    requests = varied_requests(5)
+    results = backend.generate(requests, seed=1)
+    assert sizes == [4, 2, 2, 1]
+    assert [r.key for r in results] == [r.key for r in requests]
+    assert all(r.new_tokens > 0 for r in results)
+    assert backend.batch_size(prompt_tokens=100) == 2  # later calls start from what fitted
+
+
+def test_out_of_memory_with_a_batch_of_one_raises(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=2)
+    backend.load()
+    sizes = []
+
+    def always_out_of_memory(prompts):
+        sizes.append(len(prompts))
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+
+    monkeypatch.setattr(backend, "_generate_batch", always_out_of_memory)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        backend.generate(varied_requests(3), seed=1)
+    assert sizes == [2, 1]
+
+
+def test_empty_batch(tiny_model):
+    backend = make_backend(tiny_model)
+    assert backend.generate([]) == []
+    assert backend.status == STATUS_LOADING  # nothing to do, nothing loaded
+
+
+# --- the whole loop ---
+
+
+def test_regeneration_through_draft_with_checks(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=4, max_new_tokens=8)
+    batches = []
+    real_generate = backend.generate
+
+    def count_batches(requests, *, seed=None):
+        batches.append((len(requests), seed))
+        return real_generate(requests, seed=seed)
+
+    monkeypatch.setattr(backend, "generate", count_batches)
+    requests = varied_requests(5)
+    # A limit of 0 characters fails every text, so every item is regenerated to the end.
+    items = [DraftItem(key=r.key, messages=r.messages, max_chars=0) for r in requests]
+    outcomes = draft_with_checks(backend=backend, items=items, max_attempts=3, seed=10)
+    assert batches == [(5, 10), (5, 11), (5, 12)]
+    assert [o.key for o in outcomes] == [r.key for r in requests]
+    for outcome in outcomes:
+        assert outcome.attempts == 3
+        assert len(outcome.raw_texts) == 3
+        assert outcome.flags  # kept, not dropped
+        assert {f.code for f in outcome.flags} & {"too_long_chars", "length"}
+
+
+def test_get_backend_builds_the_settings_backend_once(tiny_model, settings):
+    base, adapter = tiny_model
+    settings.APPRECIATION_BACKEND = BACKEND_PATH
+    settings.APPRECIATION_BASE_MODEL = str(base)
+    settings.APPRECIATION_ADAPTER = str(adapter)
+    reset_backend_cache()
+    try:
+        backend = get_backend()
+        assert isinstance(backend, TransformersBackend)
+        assert get_backend() is backend
+        assert get_backend(BACKEND_PATH) is backend
+        assert backend.base_model == str(base)
+        assert get_backend(BACKEND_PATH, max_new_tokens=3) is not backend
+        reset_backend_cache()
+        assert get_backend() is not backend
+    finally:
+        reset_backend_cache()
+
+
+def test_draft_command_end_to_end(tiny_model, settings, capsys):
+    base, adapter = tiny_model
+    settings.APPRECIATION_BACKEND = BACKEND_PATH
+    settings.APPRECIATION_BASE_MODEL = str(base)
+    settings.APPRECIATION_ADAPTER = str(adapter)
+    settings.APPRECIATION_TEST_MODEL = True
+    settings.APPRECIATION_MAX_NEW_TOKENS = 6
+    settings.APPRECIATION_MAX_ATTEMPTS = 2
+    reset_backend_cache()
+    try:
+        call_command(
+            "draft",
+            "--trimester=2",
+            "--averages", "11", "12.5",
+            "--behaviour=7",
+            "--participation=6",
+            "--work=8",
+            "-n", "3",
+            "--seed=4",
+            "--max-chars=0",
+        )  # fmt: skip
+    finally:
+        reset_backend_cache()
+    captured = capsys.readouterr()
+    assert "random weights" in captured.err
+    for number in (1, 2, 3):
+        assert f"\n{number}. " in "\n" + captured.out
+    assert captured.out.count("(2 attempt(s))") == 3
+    assert "⚠ too_long_chars" in captured.out or "⚠ length" in captured.out

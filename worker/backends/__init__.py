@@ -1,0 +1,1 @@
+"""Generation backends that need torch: imported only by the worker process."""
