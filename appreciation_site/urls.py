@@ -20,5 +20,6 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("", include("generation.urls")),
+    path("", include("generation.export_urls")),
     path("", include("classes.urls")),
 ]
