@@ -188,9 +188,7 @@ def review_rows(
                 row=row,
                 appreciation=appreciation,
                 feedback=feedback.get(appreciation.pk) if appreciation else None,
-                history=[
-                    d for d in history.get(row.student.pk, []) if d.pk != current_draft_id
-                ],
+                history=[d for d in history.get(row.student.pk, []) if d.pk != current_draft_id],
             )
         )
     return result

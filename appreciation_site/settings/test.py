@@ -22,3 +22,22 @@ else:
 # Serve static files from the finders; no collectstatic before the tests.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not shared-cache memory: the test worker thread writes while requests read, and
+    # shared-cache SQLite locks whole tables ("database table is locked").
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405
+    DATABASES["default"]["OPTIONS"] = {  # noqa: F405
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
+
+# --- Security (issue 6): django-axes stays on -------------------------------------------------
+# Client.login() authenticates without a request, which AxesStandaloneBackend refuses; this
+# subclass lets that call through and throttles every login that goes through a view, as in
+# production (tests/audit/test_axes.py logs in through the login page).
+AUTHENTICATION_BACKENDS = [
+    "audit.testing.RequestOptionalAxesBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
