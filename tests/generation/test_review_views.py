@@ -290,3 +290,51 @@ def test_quick_draft_form_creates_a_pseudonymous_request(world, login, tiny_mode
     )
     other = login(world.other_teacher)
     assert other.get(reverse("generation:quick_draft_result", args=[quick.pk])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_quick_draft_runs_on_the_model_and_shows_flags(world, login, tiny_model_settings):
+    from generation import services
+    from generation.models import QuickDraft
+    from generation.prompts import PromptInputs
+
+    quick = services.quick_draft_create(
+        user=world.teacher,
+        inputs=PromptInputs("Histoire-Géographie", 1, (12, None, None), 7, 6, 8),
+        level_name="Seconde",
+    )
+    services.quick_draft_run(quick_draft_id=quick.pk)
+    quick.refresh_from_db()
+    assert quick.status == QuickDraft.Status.DONE
+    assert 1 <= quick.attempts <= tiny_model_settings.APPRECIATION_MAX_ATTEMPTS
+    assert quick.is_test_model
+    client = login(world.teacher)
+    response = client.get(reverse("generation:quick_draft_result", args=[quick.pk]), **HX)
+    assert response.status_code == 286  # done: the page stops polling
+    body = response.content.decode()
+    assert "modèle de test aléatoire" in body
+    for flag in quick.flags:
+        assert flag["message"].split(" ")[0] in body
+
+
+@pytest.mark.django_db
+def test_regenerate_one_student_keeps_the_earlier_draft(world, login, tiny_model_settings):
+    from generation import services
+
+    student = world.school_class.students.first()
+    appreciation = make_draft(world, student, text="Premier brouillon.")
+    GenerationJob.objects.update(status=GenerationJob.Status.SUCCEEDED)
+    client = login(world.teacher)
+    client.post(
+        reverse("generation:job_start", args=[world.assignment.pk, world.term.pk]),
+        {"student": student.pk},
+        **HX,
+    )
+    job = GenerationJob.objects.get(status=GenerationJob.Status.QUEUED)
+    assert list(job.drafts.values_list("student_id", flat=True)) == [student.pk]
+    services.job_run(job_id=job.pk, hostname="test")
+    appreciation.refresh_from_db()
+    assert appreciation.draft.job == job
+    page = client.get(review_url(world)).content.decode()
+    assert "Brouillons précédents (1)" in page
+    assert "Premier brouillon." in page
