@@ -34,7 +34,9 @@ class GenerationJob(models.Model):
     # French, for the teacher; the English reason goes to the logs and error_detail.
     error_message = models.TextField(blank=True)
     error_detail = models.TextField(blank=True)
-    # Deliveries of the task: a task redelivered after a worker died counts here, bounded.
+    # Tasks sent for this job, and their deliveries: a task redelivered after a worker died
+    # counts here, and the redeliveries are bounded.
+    tasks_sent = models.PositiveIntegerField(default=0)
     deliveries = models.PositiveIntegerField(default=0)
     worker_hostname = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -66,6 +68,7 @@ class Draft(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "En attente"
+        RUNNING = "running", "En cours"
         GENERATED = "generated", "Générée"
         FAILED = "failed", "Échec"
         CANCELLED = "cancelled", "Annulée"
@@ -85,6 +88,11 @@ class Draft(models.Model):
     model_base = models.CharField(max_length=300, blank=True)
     model_adapter = models.CharField(max_length=300, blank=True)
     is_test_model = models.BooleanField(default=False)
+    # The worker generating it (a lease): several GPU workers share a class, each claiming
+    # batches; a claim older than the lease, or by a worker that restarted, is taken over.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     generated_at = models.DateTimeField(null=True, blank=True)
 

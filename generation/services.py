@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from rapidfuzz.distance import Levenshtein
 
@@ -25,9 +26,13 @@ from .prompts import PROMPT_VERSION, PromptInputs, build_messages
 
 logger = logging.getLogger(__name__)
 
-# A job whose task was delivered more often than this (a worker killed again and again on it)
-# fails instead of looping: the teacher gets a retry button.
-MAX_DELIVERIES = 3
+# A task is sent per batch of about this many drafts, at most MAX_TASKS_PER_JOB per job.
+TASK_BATCH_HINT = 8
+MAX_TASKS_PER_JOB = 8
+# Deliveries beyond the tasks sent (workers killed again and again) fail the job instead of
+# looping; a draft claimed this many times fails alone. The teacher gets "Réessayer".
+MAX_REDELIVERIES = 3
+MAX_CLAIMS = 3
 GENERATION_FAILED_MESSAGE = (
     "La génération a échoué en cours de route. Les brouillons déjà rédigés sont conservés ;"
     " cliquez sur « Réessayer » pour terminer la classe."
@@ -108,11 +113,23 @@ def job_create(
         )
         for r in ready
     )
-    from .tasks import generate_drafts
-
-    generate_drafts.delay_on_commit(job.pk)
+    _enqueue(job, draft_count=len(ready))
     logger.info("Job %s queued: %s drafts for assignment %s", job.pk, len(ready), assignment.pk)
     return job
+
+
+def _enqueue(job: GenerationJob, *, draft_count: int) -> None:
+    """Send one task per batch of drafts, after commit.
+
+    Each task claims batches until none is left, so one GPU worker drafts the whole class and
+    several share it; the surplus tasks find nothing to claim and end at once.
+    """
+    from .tasks import generate_drafts
+
+    tasks = max(1, min(MAX_TASKS_PER_JOB, -(-draft_count // TASK_BATCH_HINT)))
+    GenerationJob.objects.filter(pk=job.pk).update(tasks_sent=F("tasks_sent") + tasks)
+    for _ in range(tasks):
+        generate_drafts.delay_on_commit(job.pk)
 
 
 @transaction.atomic
@@ -123,6 +140,7 @@ def job_cancel(*, job: GenerationJob, user: Teacher) -> GenerationJob:
     job.status = GenerationJob.Status.CANCELLED
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "finished_at"])
+    # Running batches finish on their worker and are kept; the rest is not drafted.
     job.drafts.filter(status=Draft.Status.PENDING).update(status=Draft.Status.CANCELLED)
     logger.info("Job %s cancelled by user %s", job.pk, user.pk)
     return job
@@ -138,17 +156,15 @@ def job_retry(*, job: GenerationJob, user: Teacher) -> GenerationJob:
     existing = selectors.active_job(assignment=job.assignment, term=job.term)
     if existing is not None:
         raise JobAlreadyActiveError(existing)
-    job.drafts.filter(status__in=[Draft.Status.CANCELLED, Draft.Status.FAILED]).update(
-        status=Draft.Status.PENDING
-    )
+    pending = job.drafts.filter(
+        status__in=[Draft.Status.CANCELLED, Draft.Status.FAILED, Draft.Status.RUNNING]
+    ).update(status=Draft.Status.PENDING, claimed_by="", claimed_at=None, claims=0)
     job.status = GenerationJob.Status.QUEUED
     job.error_message = job.error_detail = ""
-    job.deliveries = 0
+    job.deliveries = job.tasks_sent = 0
     job.finished_at = None
-    job.save(update_fields=["status", "error_message", "error_detail", "deliveries", "finished_at"])
-    from .tasks import generate_drafts
-
-    generate_drafts.delay_on_commit(job.pk)
+    job.save()
+    _enqueue(job, draft_count=pending or 1)
     return job
 
 
@@ -172,15 +188,14 @@ def _job_fail(job_id: int, *, message: str, detail: str) -> None:
         error_detail=detail[:5000],
         finished_at=timezone.now(),
     )
+    # Nothing is lost: unfinished drafts wait for "Réessayer".
+    Draft.objects.filter(job_id=job_id, status=Draft.Status.RUNNING).update(
+        status=Draft.Status.PENDING, claimed_by="", claimed_at=None
+    )
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _claim(job_id: int, hostname: str) -> GenerationJob | None:
-    """Mark the job running for this delivery; None when there is nothing to do."""
+def _start_delivery(job_id: int, hostname: str) -> GenerationJob | None:
+    """Count this delivery and mark the job running; None when there is nothing to do."""
     with transaction.atomic():
         job = (
             GenerationJob.objects.select_for_update()
@@ -189,16 +204,16 @@ def _claim(job_id: int, hostname: str) -> GenerationJob | None:
             .first()
         )
         if job is None or not job.is_active:
-            logger.info("Job %s: nothing to do (missing or %s)", job_id, job and job.status)
+            logger.info("Job %s: nothing to do (%s)", job_id, job.status if job else "missing")
             return None
         job.deliveries += 1
-        if job.deliveries > MAX_DELIVERIES:
+        if job.deliveries > job.tasks_sent + MAX_REDELIVERIES:
             job.status = GenerationJob.Status.FAILED
             job.error_message = TOO_MANY_DELIVERIES_MESSAGE
-            job.error_detail = f"Delivered {job.deliveries} times; giving up."
+            job.error_detail = f"{job.deliveries} deliveries for {job.tasks_sent} tasks."
             job.finished_at = timezone.now()
             job.save()
-            logger.error("Job %s delivered %s times: failed", job.pk, job.deliveries)
+            logger.error("Job %s: %s", job.pk, job.error_detail)
             return None
         job.status = GenerationJob.Status.RUNNING
         job.started_at = job.started_at or timezone.now()
@@ -208,9 +223,89 @@ def _claim(job_id: int, hostname: str) -> GenerationJob | None:
         return job
 
 
+def _claim_batch(*, job: GenerationJob, hostname: str, size: int) -> list[Draft]:
+    """Take up to `size` drafts of the job for this worker.
+
+    Pending drafts, and running ones whose lease expired or that this very worker held before
+    it restarted (a solo-pool worker runs one task at a time: anything it still holds is an
+    orphan). A draft claimed MAX_CLAIMS times (its worker keeps dying on it) fails instead.
+    """
+    now = timezone.now()
+    lease_start = now - timedelta(seconds=settings.APPRECIATION_LEASE_SECONDS)
+    with transaction.atomic():
+        candidates = list(
+            Draft.objects.select_for_update(skip_locked=True)
+            .filter(job=job)
+            .filter(
+                Q(status=Draft.Status.PENDING)
+                | Q(status=Draft.Status.RUNNING, claimed_at__lt=lease_start)
+                | Q(status=Draft.Status.RUNNING, claimed_by=hostname)
+            )
+            .order_by("pk")[:size]
+        )
+        poisoned = [d.pk for d in candidates if d.claims >= MAX_CLAIMS]
+        if poisoned:
+            Draft.objects.filter(pk__in=poisoned).update(status=Draft.Status.FAILED)
+            logger.error("Job %s: drafts %s failed after %s claims", job.pk, poisoned, MAX_CLAIMS)
+        claimed = [d for d in candidates if d.pk not in poisoned]
+        Draft.objects.filter(pk__in=[d.pk for d in claimed]).update(
+            status=Draft.Status.RUNNING, claimed_by=hostname, claimed_at=now, claims=F("claims") + 1
+        )
+        GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=now)
+    return claimed
+
+
+def _finish_if_done(job_id: int) -> None:
+    """The worker that writes the last draft closes the job."""
+    with transaction.atomic():
+        job = GenerationJob.objects.select_for_update().get(pk=job_id)
+        if job.status != GenerationJob.Status.RUNNING:
+            return
+        drafts = job.drafts
+        if drafts.filter(status__in=[Draft.Status.PENDING, Draft.Status.RUNNING]).exists():
+            return
+        failed = drafts.filter(status=Draft.Status.FAILED).count()
+        job.finished_at = timezone.now()
+        if failed:
+            job.status = GenerationJob.Status.FAILED
+            job.error_message = (
+                f"{failed} brouillon(s) n'ont pas pu être rédigés (le serveur de calcul s'est"
+                " arrêté plusieurs fois dessus). Les autres sont conservés ; cliquez sur"
+                " « Réessayer »."
+            )
+            job.error_detail = f"{failed} drafts failed after {MAX_CLAIMS} claims."
+        else:
+            job.status = GenerationJob.Status.SUCCEEDED
+        job.save()
+        logger.info("Job %s %s", job.pk, job.status)
+
+
+def _write_outcomes(*, outcomes, info: dict) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        written = []
+        for outcome in outcomes:
+            # Conditional on RUNNING: a draft is written once, by the first worker to finish.
+            if Draft.objects.filter(pk=int(outcome.key), status=Draft.Status.RUNNING).update(
+                status=Draft.Status.GENERATED,
+                text=outcome.text,
+                raw_texts=list(outcome.raw_texts),
+                flags=[asdict(flag) for flag in outcome.flags],
+                attempts=outcome.attempts,
+                model_base=str(info.get("base_model", "")),
+                model_adapter=str(info.get("adapter", "")),
+                is_test_model=bool(info.get("test_model", False)),
+                generated_at=now,
+            ):
+                written.append(int(outcome.key))
+        for draft in Draft.objects.filter(pk__in=written):
+            appreciation_propose(draft=draft)
+
+
 def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = None) -> None:
-    """Run a job on this worker: idempotent, resumable, cancellable between batches."""
-    job = _claim(job_id, hostname)
+    """Run (a share of) a job on this worker: idempotent, resumable, cancellable."""
+    hostname = hostname or socket.gethostname()
+    job = _start_delivery(job_id, hostname)
     if job is None:
         return
     backend = backend or get_backend()
@@ -231,18 +326,19 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
     names = selectors.class_student_names(assignment=assignment)
     banned = selectors.school_banned_phrases(school_id=assignment.school_class.school_id)
     max_chars = assignment.school_class.school.appreciation_max_chars
-    pending = list(job.drafts.filter(status=Draft.Status.PENDING).order_by("pk"))
     info = backend.model_info()
-    chunk_size = max(
-        1, int(getattr(backend, "chunk_size", 0) or settings.APPRECIATION_BATCH_SIZE or 8)
-    )
+    size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(backend)
+    batch_index = 0
     try:
-        for index, chunk in enumerate(_chunks(pending, chunk_size)):
+        while True:
             status = GenerationJob.objects.values_list("status", flat=True).get(pk=job.pk)
             if status != GenerationJob.Status.RUNNING:
                 logger.info("Job %s is %s: stopping", job.pk, status)
                 return
-            seed = None if job.seed is None else job.seed + index * 1000
+            batch = _claim_batch(job=job, hostname=hostname, size=size)
+            if not batch:
+                break
+            seed = None if job.seed is None else job.seed + batch[0].pk * 1000
             outcomes = draft_with_checks(
                 backend=backend,
                 items=[
@@ -253,39 +349,60 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
                         banned_phrases=banned,
                         max_chars=max_chars,
                     )
-                    for draft in chunk
+                    for draft in batch
                 ],
                 max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,
                 seed=seed,
             )
-            now = timezone.now()
-            with transaction.atomic():
-                for outcome in outcomes:
-                    # Conditional on PENDING: a redelivered task never rewrites a draft.
-                    Draft.objects.filter(pk=int(outcome.key), status=Draft.Status.PENDING).update(
-                        status=Draft.Status.GENERATED,
-                        text=outcome.text,
-                        raw_texts=list(outcome.raw_texts),
-                        flags=[asdict(flag) for flag in outcome.flags],
-                        attempts=outcome.attempts,
-                        model_base=str(info.get("base_model", "")),
-                        model_adapter=str(info.get("adapter", "")),
-                        is_test_model=bool(info.get("test_model", False)),
-                        generated_at=now,
-                    )
-                for draft in Draft.objects.filter(
-                    pk__in=[int(o.key) for o in outcomes], status=Draft.Status.GENERATED
-                ):
-                    appreciation_propose(draft=draft)
-                GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=now)
+            _write_outcomes(outcomes=outcomes, info=info)
+            batch_index += 1
     except Exception as exc:
         logger.exception("Job %s failed during generation", job.pk)
         _job_fail(job.pk, message=GENERATION_FAILED_MESSAGE, detail=f"{type(exc).__name__}: {exc}")
         return
-    GenerationJob.objects.filter(pk=job.pk, status=GenerationJob.Status.RUNNING).update(
-        status=GenerationJob.Status.SUCCEEDED, finished_at=timezone.now()
+    _finish_if_done(job.pk)
+    logger.info("Job %s: this worker drafted %s batch(es)", job.pk, batch_index)
+
+
+def _backend_batch_size(backend: BaseBackend) -> int:
+    size_for = getattr(backend, "batch_size", None)
+    # A typical prompt is about 250 tokens (system + user, Llama 3 template).
+    return max(1, int(size_for(prompt_tokens=300))) if callable(size_for) else 8
+
+
+def job_detect_stalled(*, job: GenerationJob) -> GenerationJob:
+    """A running job whose workers stopped beating is shown as failed, not running forever."""
+    if job.status != GenerationJob.Status.RUNNING or job.heartbeat_at is None:
+        return job
+    if job.heartbeat_at >= timezone.now() - timedelta(seconds=settings.APPRECIATION_STALL_SECONDS):
+        return job
+    logger.error("Job %s: no heartbeat since %s, marked failed", job.pk, job.heartbeat_at)
+    _job_fail(
+        job.pk,
+        message=(
+            "Le serveur de calcul ne répond plus depuis plusieurs minutes. Les brouillons déjà"
+            " rédigés sont conservés ; cliquez sur « Réessayer »."
+        ),
+        detail=f"No heartbeat since {job.heartbeat_at.isoformat()}",
     )
-    logger.info("Job %s succeeded: %s drafts", job.pk, len(pending))
+    job.refresh_from_db()
+    return job
+
+
+def worker_recover(*, hostname: str) -> int:
+    """At worker start: release what this worker held when it died and send its jobs again."""
+    held = Draft.objects.filter(status=Draft.Status.RUNNING, claimed_by=hostname)
+    job_ids = set(held.values_list("job_id", flat=True))
+    held.update(status=Draft.Status.PENDING, claimed_by="", claimed_at=None)
+    from .tasks import generate_drafts
+
+    for job in GenerationJob.objects.filter(
+        pk__in=job_ids, status__in=GenerationJob.ACTIVE_STATUSES
+    ):
+        GenerationJob.objects.filter(pk=job.pk).update(tasks_sent=F("tasks_sent") + 1)
+        generate_drafts.delay(job.pk)
+        logger.warning("Worker %s restarted: job %s sent again", hostname, job.pk)
+    return len(job_ids)
 
 
 # --- Review -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Celery tasks: thin, take ids, the services do the work. Routed to the `gpu` queue."""
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from . import services
 
@@ -15,3 +16,9 @@ def generate_drafts(self, job_id: int) -> None:
 @shared_task(name="generation.tasks.generate_quick_draft", acks_late=True)
 def generate_quick_draft(quick_draft_id: int) -> None:
     services.quick_draft_run(quick_draft_id=quick_draft_id)
+
+
+@worker_ready.connect
+def recover_after_restart(sender, **kwargs) -> None:
+    """A worker killed mid-class held drafts: release them and send the job again."""
+    services.worker_recover(hostname=sender.hostname)

@@ -31,6 +31,8 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
     job = selectors.active_job(assignment=assignment, term=term) or (
         GenerationJob.objects.filter(assignment=assignment, term=term).first()
     )
+    if job is not None:
+        job = services.job_detect_stalled(job=job)
     editable = class_selectors.can_edit_assessments(
         user=request.user, assignment=assignment, term=term
     )
@@ -100,7 +102,7 @@ def _own_job(request: HttpRequest, job_pk: int) -> GenerationJob:
 @require_GET
 def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
     """The progress bar, plus the rows whose draft arrived since the last poll (out of band)."""
-    job = _own_job(request, job_pk)
+    job = services.job_detect_stalled(job=_own_job(request, job_pk))
     since = parse_datetime(request.GET.get("since", "")) or job.created_at
     now = timezone.now()
     changed_students = list(

@@ -1,5 +1,6 @@
 """Settings shared by every environment, read from the environment with django-environ."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -26,6 +27,10 @@ INSTALLED_APPS = [
     "template_partials.apps.SimpleAppConfig",
     "classes",
     "generation",
+    # Security (issue 6): login throttling, Content-Security-Policy, audit log.
+    "axes",
+    "csp",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -36,9 +41,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The request, for the audit receivers that record who changed a role.
+    "audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # django-axes wants to be last: it turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "appreciation_site.urls"
@@ -96,6 +106,67 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "classes:dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Security: login throttling (django-axes) -------------------------------------------------
+# A school's NAT puts every teacher behind one address: the lock is on the (username, IP) pair,
+# so one teacher's mistakes never lock out their colleagues. 5 failures, then 15 minutes.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before anything
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)  # the messages below and lockout.html say 15 min
+# Attempts while locked do not push the end of the lockout further away.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_COOLOFF_MESSAGE = (
+    "Trop de tentatives de connexion échouées : ce compte est bloqué sur ce poste pendant "
+    "15 minutes. Réessayez plus tard ou contactez l'administrateur de l'établissement."
+)
+AXES_PERMALOCK_MESSAGE = (
+    "Trop de tentatives de connexion échouées : contactez l'administrateur de l'établissement."
+)
+# Same client address as the audit log (X-Forwarded-For from TRUSTED_PROXY_COUNT proxies).
+AXES_CLIENT_IP_CALLABLE = "audit.ip.client_ip"
+# Successful logins and logouts are in the audit log already.
+AXES_DISABLE_ACCESS_LOG = True
+# Reverse proxies in front of Django that append to X-Forwarded-For (0: use REMOTE_ADDR).
+TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+
+# --- Security: sessions (shared staff-room computers) ----------------------------------------
+# The session ends when the browser closes, and at the latest SESSION_COOKIE_AGE after the
+# last write to the session (the login), even in a browser left open.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 60 * 60)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# htmx sends the token from the page (hx-headers on <body>), no script reads the cookie.
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# --- Security: Content-Security-Policy (django-csp 4) ----------------------------------------
+# No inline script, style or handler anywhere (htmx's indicator <style> is switched off in
+# base.html). Django's admin has no inline script either (checked for Django 5.2), so the same
+# policy applies to /admin/: tests/test_sessions_and_csp.py renders admin pages to keep it so.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
+
+# --- Security: audit log ----------------------------------------------------------------------
+# audit.AuditEvent rows are kept at least six months (audit.services.AUDIT_RETENTION_MIN_DAYS);
+# nothing deletes younger ones.
 
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français")]
@@ -173,3 +244,8 @@ APPRECIATION_SEED = env.int("APPRECIATION_SEED", default=None)
 # 0 = automatic (from free GPU memory; a fixed size on CPU).
 APPRECIATION_BATCH_SIZE = env.int("APPRECIATION_BATCH_SIZE", default=0)
 APPRECIATION_MAX_ATTEMPTS = env.int("APPRECIATION_MAX_ATTEMPTS", default=3)
+# A worker's claim on a batch of drafts expires after this (then another worker takes it
+# over); a running job with no heartbeat for APPRECIATION_STALL_SECONDS is shown as failed.
+# Both exceed the longest batch: a 3B model on a 2-core CPU takes minutes per batch.
+APPRECIATION_LEASE_SECONDS = env.int("APPRECIATION_LEASE_SECONDS", default=15 * 60)
+APPRECIATION_STALL_SECONDS = env.int("APPRECIATION_STALL_SECONDS", default=20 * 60)

@@ -1,5 +1,7 @@
 """The test suite: PostgreSQL and Redis when their URLs are set, else SQLite and memory."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import CELERY_BROKER_TRANSPORT_OPTIONS, REDIS_URL, env
 
@@ -26,7 +28,10 @@ WHITENOISE_USE_FINDERS = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not shared-cache memory: the test worker thread writes while requests read, and
     # shared-cache SQLite locks whole tables ("database table is locked").
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405
+    # One file per test process: parallel runs (a developer and CI) never share it.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")  # noqa: F405
+    }
     DATABASES["default"]["OPTIONS"] = {  # noqa: F405
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",

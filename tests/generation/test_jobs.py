@@ -88,8 +88,11 @@ def test_redelivery_resumes_only_pending_drafts(world, tiny_model_settings):
 def test_deliveries_are_bounded(world, tiny_model_settings):
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    job.refresh_from_db()
+    assert job.tasks_sent == 1  # three drafts: one batch, one task
     GenerationJob.objects.filter(pk=job.pk).update(
-        status=GenerationJob.Status.RUNNING, deliveries=services.MAX_DELIVERIES
+        status=GenerationJob.Status.RUNNING,
+        deliveries=job.tasks_sent + services.MAX_REDELIVERIES,
     )
     services.job_run(job_id=job.pk, hostname="test")
     job.refresh_from_db()
@@ -203,3 +206,124 @@ def test_prompts_are_pseudonymous(world, tiny_model_settings):
         assert marker.casefold() not in sent
         assert "0000001z" not in sent
         assert str(draft.student_id) not in sent.replace(".", " ").split()
+
+
+def test_two_workers_share_a_class_without_duplicates(world, tiny_model_settings):
+    """Two GPU workers consume the same job: each claims its own batches."""
+    from tests.factories import StudentFactory, TermAssessmentFactory
+
+    for index in range(5):
+        student = StudentFactory(school_class=world.school_class, last_name=f"Plus{index}")
+        TermAssessmentFactory(student=student, term=world.terms[0])
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    job.refresh_from_db()
+    assert job.tasks_sent == 1  # 8 drafts: one task per batch of about 8
+    # Worker A claims one batch (size 2) and is still generating it...
+    first = services._claim_batch(job=job, hostname="gpu@a", size=2)
+    assert len(first) == 2
+    # ...while worker B runs the job to the end: it never touches A's batch.
+    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
+    services.job_run(job_id=job.pk, hostname="gpu@b")
+    drafts = Draft.objects.filter(job=job)
+    assert drafts.filter(claimed_by="gpu@b", status=Draft.Status.GENERATED).count() == 6
+    assert set(drafts.filter(status=Draft.Status.RUNNING).values_list("claimed_by", flat=True)) == {
+        "gpu@a"
+    }
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.RUNNING  # A's batch is not written yet
+    # A's next delivery (as after a restart) takes back what it held, finishes, closes the job.
+    services.job_run(job_id=job.pk, hostname="gpu@a")
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.SUCCEEDED
+    assert drafts.filter(status=Draft.Status.GENERATED).count() == 8
+    assert drafts.values("student").distinct().count() == 8
+    claims = dict(drafts.values_list("pk", "claims"))
+    assert {claims[d.pk] for d in first} == {2}
+    assert {c for pk, c in claims.items() if pk not in {d.pk for d in first}} == {1}
+
+
+def test_expired_lease_is_taken_over(world, tiny_model_settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    services._claim_batch(job=job, hostname="gpu@dead", size=3)
+    Draft.objects.filter(job=job).update(
+        claimed_at=timezone.now()
+        - timedelta(seconds=tiny_model_settings.APPRECIATION_LEASE_SECONDS + 1)
+    )
+    services.job_run(job_id=job.pk, hostname="gpu@alive")
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.SUCCEEDED
+    assert set(Draft.objects.values_list("claimed_by", flat=True)) == {"gpu@alive"}
+
+
+def test_draft_that_kills_its_worker_fails_alone(world, tiny_model_settings):
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    poison = job.drafts.order_by("pk").first()
+    Draft.objects.filter(pk=poison.pk).update(
+        status=Draft.Status.RUNNING, claimed_by="gpu@a", claims=services.MAX_CLAIMS
+    )
+    services.job_run(job_id=job.pk, hostname="gpu@a")
+    job.refresh_from_db()
+    poison.refresh_from_db()
+    assert poison.status == Draft.Status.FAILED
+    assert job.status == GenerationJob.Status.FAILED
+    assert "Réessayer" in job.error_message
+    assert job.drafts.filter(status=Draft.Status.GENERATED).count() == 2
+    services.job_retry(job=job, user=world.teacher)
+    services.job_run(job_id=job.pk, hostname="gpu@a")
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.SUCCEEDED
+
+
+def test_worker_that_vanished_is_detected(world, tiny_model_settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    services._claim_batch(job=job, hostname="gpu@gone", size=3)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.Status.RUNNING,
+        heartbeat_at=timezone.now()
+        - timedelta(seconds=tiny_model_settings.APPRECIATION_STALL_SECONDS + 5),
+    )
+    job.refresh_from_db()
+    job = services.job_detect_stalled(job=job)
+    assert job.status == GenerationJob.Status.FAILED
+    assert "ne répond plus" in job.error_message
+    assert job.drafts.filter(status=Draft.Status.PENDING).count() == 3  # released for retry
+
+
+def test_recent_heartbeat_is_not_stalled(world, tiny_model_settings):
+    from django.utils import timezone
+
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.Status.RUNNING, heartbeat_at=timezone.now()
+    )
+    job.refresh_from_db()
+    assert services.job_detect_stalled(job=job).status == GenerationJob.Status.RUNNING
+
+
+def test_restarted_worker_releases_and_resends(world, tiny_model_settings, monkeypatch):
+    from generation import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.generate_drafts, "delay", lambda job_id: sent.append(job_id))
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
+    services._claim_batch(job=job, hostname="gpu@host", size=2)
+    sent.clear()
+    assert services.worker_recover(hostname="gpu@host") == 1
+    assert sent == [job.pk]
+    assert job.drafts.filter(status=Draft.Status.PENDING).count() == 3
+    assert services.worker_recover(hostname="gpu@other") == 0

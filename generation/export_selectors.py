@@ -1,0 +1,461 @@
+"""What may leave the platform, and for whom.
+
+Report cards: per class × subject × term (or per class, every subject), only final
+appréciations: validated ones, or approved ones where the school requires a department head's
+approval. Every other student of the class is listed with the reason, never dropped silently.
+
+The feedback dataset: one row per validation, without names or identifiers, leaving out (and
+counting, by reason) the rows that must not train the next adapter.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Max, QuerySet
+from django.utils.crypto import salted_hmac
+
+from classes.models import (
+    School,
+    SchoolClass,
+    Student,
+    Subject,
+    Teacher,
+    TeachingAssignment,
+    Term,
+    TermAssessment,
+)
+
+# The grade-leak check of the drafts, reused on the teachers' final texts.
+from .checks import _check_grade, _check_names
+from .exports import (
+    APPRECIATION_CSV,
+    CHAT_JSONL,
+    DATASET_FORMATS,
+    PREFERENCE_JSONL,
+    DatasetRow,
+    MissingLine,
+    ReportHeading,
+    ReportLine,
+    copy_all_text,
+)
+from .models import Appreciation, Feedback
+
+
+class MissingReason(models.TextChoices):
+    """Why a student's appréciation is not in the files (labels shown to teachers)."""
+
+    NONE = "none", "Pas encore d'appréciation"
+    TO_REVIEW = "to_review", "Brouillon à relire, pas encore validé"
+    RETURNED = "returned", "Renvoyée par le responsable de discipline, à corriger"
+    NOT_APPROVED = "not_approved", "Validée, en attente de l'approbation du responsable"
+    EMPTY = "empty", "Appréciation vide"
+
+
+def exportable_statuses(*, school: School) -> tuple[str, ...]:
+    """Approved only where the school requires a department head's approval."""
+    if school.requires_head_approval:
+        return (Appreciation.Status.APPROVED,)
+    return (Appreciation.Status.VALIDATED, Appreciation.Status.APPROVED)
+
+
+def _missing_reason(appreciation: Appreciation | None, *, statuses: tuple[str, ...]) -> str | None:
+    if appreciation is None:
+        return MissingReason.NONE
+    if appreciation.status in statuses:
+        return None if appreciation.text.strip() else MissingReason.EMPTY
+    return {
+        Appreciation.Status.GENERATED: MissingReason.TO_REVIEW,
+        Appreciation.Status.RETURNED: MissingReason.RETURNED,
+        Appreciation.Status.VALIDATED: MissingReason.NOT_APPROVED,
+    }.get(appreciation.status, MissingReason.NONE)
+
+
+@dataclass(frozen=True)
+class ExportEntry:
+    student: Student
+    subject: Subject
+    appreciation: Appreciation
+    average: Decimal | None
+    max_chars: int
+
+    @property
+    def text(self) -> str:
+        return self.appreciation.text
+
+    @property
+    def char_count(self) -> int:
+        return len(self.appreciation.text)
+
+    @property
+    def over_limit(self) -> bool:
+        return self.char_count > self.max_chars
+
+    @property
+    def has_identifier(self) -> bool:
+        return bool(self.student.external_id.strip())
+
+
+@dataclass(frozen=True)
+class MissingEntry:
+    student: Student
+    subject: Subject
+    reason: str
+
+    @property
+    def reason_label(self) -> str:
+        return MissingReason(self.reason).label
+
+
+@dataclass
+class CopyBlock:
+    """One subject's appréciations in class order, "" where a student has none (yet)."""
+
+    subject: Subject
+    rows: list[tuple[Student, str]] = field(default_factory=list)
+
+    @property
+    def texts(self) -> list[str]:
+        return [text for _, text in self.rows]
+
+    @property
+    def all_text(self) -> str:
+        return copy_all_text(self.texts)
+
+
+@dataclass
+class ClassExport:
+    """One class and term, for one subject (subject set) or every subject of the class."""
+
+    school: School
+    school_class: SchoolClass
+    term: Term
+    subject: Subject | None
+    students: list[Student]
+    subjects: list[Subject]
+    entries: list[ExportEntry]
+    missing: list[MissingEntry]
+
+    @property
+    def max_chars(self) -> int:
+        return self.school.appreciation_max_chars
+
+    @property
+    def requires_approval(self) -> bool:
+        return self.school.requires_head_approval
+
+    @property
+    def expected_count(self) -> int:
+        return len(self.students) * len(self.subjects)
+
+    @property
+    def over_limit(self) -> list[ExportEntry]:
+        return [entry for entry in self.entries if entry.over_limit]
+
+    @property
+    def without_identifier(self) -> list[ExportEntry]:
+        """Exportable, but Gepi cannot match them: listed, never silently left out."""
+        return [entry for entry in self.entries if not entry.has_identifier]
+
+    def heading(self) -> ReportHeading:
+        return ReportHeading(
+            school=self.school.name,
+            school_class=self.school_class.name,
+            term=self.term.label,
+            school_year=self.term.school_year.name,
+            subject=self.subject.name if self.subject else None,
+        )
+
+    def lines(self, *, gepi: bool = False) -> list[ReportLine]:
+        entries = [e for e in self.entries if e.has_identifier] if gepi else self.entries
+        return [
+            ReportLine(
+                last_name=entry.student.last_name,
+                first_name=entry.student.first_name,
+                identifier=entry.student.external_id.strip(),
+                subject=entry.subject.name,
+                average=entry.average,
+                text=entry.text,
+                student_key=entry.student.pk,
+            )
+            for entry in entries
+        ]
+
+    def missing_lines(self) -> list[MissingLine]:
+        return [
+            MissingLine(
+                last_name=item.student.last_name,
+                first_name=item.student.first_name,
+                subject=item.subject.name,
+                reason=item.reason_label,
+            )
+            for item in self.missing
+        ]
+
+    def copy_blocks(self) -> list[CopyBlock]:
+        texts = {(e.student.pk, e.subject.pk): e.text for e in self.entries}
+        return [
+            CopyBlock(
+                subject=subject,
+                rows=[(s, texts.get((s.pk, subject.pk), "")) for s in self.students],
+            )
+            for subject in self.subjects
+        ]
+
+
+def class_subjects(*, school_class: SchoolClass) -> list[Subject]:
+    """The subjects taught in the class (one per subject, even with several teachers)."""
+    return list(
+        Subject.objects.filter(
+            pk__in=TeachingAssignment.objects.filter(school_class=school_class).values("subject")
+        ).order_by("name")
+    )
+
+
+def _class_export(
+    *, school_class: SchoolClass, term: Term, subjects: list[Subject], subject: Subject | None
+) -> ClassExport:
+    """Students, appréciations and averages in three queries whatever the class size."""
+    school = school_class.school
+    statuses = exportable_statuses(school=school)
+    students = list(school_class.students.order_by("last_name", "first_name", "pk"))
+    subject_ids = [s.pk for s in subjects]
+    appreciations = {
+        (a.student_id, a.subject_id): a
+        for a in Appreciation.objects.filter(
+            student__school_class=school_class, subject_id__in=subject_ids, term=term
+        )
+    }
+    averages = {
+        (student_id, subject_id): average
+        for student_id, subject_id, average in TermAssessment.objects.filter(
+            student__school_class=school_class, subject_id__in=subject_ids, term=term
+        ).values_list("student_id", "subject_id", "average")
+    }
+    entries: list[ExportEntry] = []
+    missing: list[MissingEntry] = []
+    for student in students:
+        for item in subjects:
+            appreciation = appreciations.get((student.pk, item.pk))
+            reason = _missing_reason(appreciation, statuses=statuses)
+            if reason is not None:
+                missing.append(MissingEntry(student=student, subject=item, reason=reason))
+                continue
+            entries.append(
+                ExportEntry(
+                    student=student,
+                    subject=item,
+                    appreciation=appreciation,
+                    average=averages.get((student.pk, item.pk)),
+                    max_chars=school.appreciation_max_chars,
+                )
+            )
+    return ClassExport(
+        school=school,
+        school_class=school_class,
+        term=term,
+        subject=subject,
+        students=students,
+        subjects=subjects,
+        entries=entries,
+        missing=missing,
+    )
+
+
+def assignment_export(*, assignment: TeachingAssignment, term: Term) -> ClassExport:
+    """One class × subject × term (the assignment comes already scoped to the user)."""
+    return _class_export(
+        school_class=assignment.school_class,
+        term=term,
+        subjects=[assignment.subject],
+        subject=assignment.subject,
+    )
+
+
+def class_export(*, school_class: SchoolClass, term: Term) -> ClassExport:
+    """Every subject of one class for one term (the class council)."""
+    return _class_export(
+        school_class=school_class,
+        term=term,
+        subjects=class_subjects(school_class=school_class),
+        subject=None,
+    )
+
+
+def exportable_classes(*, user: Teacher) -> QuerySet[SchoolClass]:
+    """Classes whose whole report card (every subject) the user may export.
+
+    The school admin: every class of the school. A teacher: the classes they teach in. The
+    professeur principal is not modelled, so any teacher of the class stands in for them.
+    """
+    if not user.is_authenticated or user.school_id is None:
+        return SchoolClass.objects.none()
+    queryset = SchoolClass.objects.filter(school_id=user.school_id).select_related(
+        "school", "school_year", "level"
+    )
+    if user.is_school_admin:
+        return queryset
+    return queryset.filter(
+        pk__in=TeachingAssignment.objects.filter(teacher=user).values("school_class")
+    )
+
+
+def class_term(*, school_class: SchoolClass, term_pk: int) -> Term | None:
+    return (
+        Term.objects.filter(school_year_id=school_class.school_year_id, pk=term_pk)
+        .select_related("school_year")
+        .first()
+    )
+
+
+# --- The feedback dataset ----------------------------------------------------------------------
+
+
+class LeftOut(models.TextChoices):
+    """Why a validation is not a dataset row (French labels for the admin's page)."""
+
+    SUPERSEDED = "superseded", "validée à nouveau depuis (seule la dernière version compte)"
+    RETURNED = "returned", "renvoyée par le responsable de discipline"
+    NAME = "name", "le texte cite un nom d'élève"
+    GRADE = "grade", "le texte final cite une note"
+    NO_PROMPT = "no_prompt", "écrite sans brouillon du modèle (aucune demande envoyée)"
+    NOT_EDITED = "not_edited", "brouillon validé sans modification (pas de préférence)"
+    TEST_MODEL = "test_model", "brouillon du modèle de test (texte aléatoire)"
+    INCOMPLETE = "incomplete", "saisies incomplètes (moyenne ou évaluations manquantes)"
+
+
+# The command's report is in English, like the logs.
+LEFT_OUT_ENGLISH = {
+    LeftOut.SUPERSEDED: "validated again later (only the latest validation counts)",
+    LeftOut.RETURNED: "returned by the department head",
+    LeftOut.NAME: "the text quotes a student's name",
+    LeftOut.GRADE: "the final text quotes a grade",
+    LeftOut.NO_PROMPT: "written without a model draft (no prompt was sent)",
+    LeftOut.NOT_EDITED: "draft validated as is (no preference)",
+    LeftOut.TEST_MODEL: "draft from the test model (random text)",
+    LeftOut.INCOMPLETE: "incomplete inputs (average or ratings missing)",
+}
+
+
+@dataclass
+class DatasetSelection:
+    fmt: str
+    rows: list[DatasetRow]
+    left_out: Counter = field(default_factory=Counter)
+
+    @property
+    def left_out_count(self) -> int:
+        return sum(self.left_out.values())
+
+    def left_out_labels(self, *, english: bool = False) -> list[tuple[str, int]]:
+        """(label, count), the most common reason first."""
+        return [
+            (LEFT_OUT_ENGLISH[reason] if english else LeftOut(reason).label, count)
+            for reason, count in self.left_out.most_common()
+        ]
+
+
+def dataset_row_id(*, feedback_pk: int) -> str:
+    """A stable id for a row (so re-exports can be deduplicated) that reveals no database id:
+    a keyed hash (SECRET_KEY) of the feedback's id."""
+    return salted_hmac("generation.exports.dataset-row", str(feedback_pk)).hexdigest()[:16]
+
+
+def _inputs_complete(inputs: dict) -> bool:
+    averages = list(inputs.get("averages") or [])
+    trimester = inputs.get("trimester")
+    if not isinstance(trimester, int) or not 1 <= trimester <= 3 or len(averages) < trimester:
+        return False
+    if any(average is None for average in averages[:trimester]):
+        return False
+    ratings = (inputs.get(name) for name in ("behaviour", "participation", "work"))
+    return bool(inputs.get("subject")) and all(rating is not None for rating in ratings)
+
+
+def _has_prompt(messages) -> bool:
+    return isinstance(messages, list) and any(
+        isinstance(m, dict) and m.get("role") == "user" for m in messages
+    )
+
+
+def _leave_out_reason(
+    item: Feedback, *, fmt: str, latest: dict[int, int], names: dict[int, tuple[str, ...]]
+) -> str | None:
+    appreciation = item.appreciation
+    if appreciation is not None:
+        if latest.get(appreciation.pk, item.pk) != item.pk:
+            return LeftOut.SUPERSEDED
+        if appreciation.status == Appreciation.Status.RETURNED:
+            return LeftOut.RETURNED
+        class_names = names.get(appreciation.student.school_class_id, ())
+        texts = [item.final_text, *([item.draft_text] if fmt == PREFERENCE_JSONL else [])]
+        if class_names and any(_check_names(text, class_names) for text in texts):
+            return LeftOut.NAME
+    if _check_grade(item.final_text) is not None:
+        return LeftOut.GRADE
+    if fmt in (CHAT_JSONL, PREFERENCE_JSONL) and not _has_prompt(item.prompt_messages):
+        return LeftOut.NO_PROMPT
+    if fmt == PREFERENCE_JSONL:
+        if not item.edited or not item.draft_text.strip() or item.draft_text == item.final_text:
+            return LeftOut.NOT_EDITED
+        if item.draft is not None and item.draft.is_test_model:
+            return LeftOut.TEST_MODEL
+    if fmt == APPRECIATION_CSV and not _inputs_complete(item.inputs or {}):
+        return LeftOut.INCOMPLETE
+    return None
+
+
+def dataset_selection(
+    *, fmt: str, school_id: int | None = None, since: datetime | None = None
+) -> DatasetSelection:
+    """The dataset rows in one format, oldest first, and the count of rows left out by reason.
+
+    school_id=None: every school (the command). A fixed number of queries.
+    """
+    if fmt not in DATASET_FORMATS:
+        raise ValueError(f"Unknown dataset format: {fmt}")
+    feedback = Feedback.objects.select_related("appreciation__student", "draft").order_by(
+        "validated_at", "pk"
+    )
+    if school_id is not None:
+        feedback = feedback.filter(school_id=school_id)
+    if since is not None:
+        feedback = feedback.filter(validated_at__gte=since)
+    items = list(feedback)
+    appreciation_ids = {item.appreciation_id for item in items if item.appreciation_id}
+    # The latest validation of each appréciation, whatever `since` (an older one is superseded).
+    latest = dict(
+        Feedback.objects.filter(appreciation_id__in=appreciation_ids)
+        .values("appreciation_id")
+        .annotate(last=Max("pk"))
+        .values_list("appreciation_id", "last")
+    )
+    class_ids = {
+        item.appreciation.student.school_class_id for item in items if item.appreciation_id
+    }
+    names: dict[int, list[str]] = {}
+    for class_id, last_name, first_name in Student.objects.filter(
+        school_class_id__in=class_ids
+    ).values_list("school_class_id", "last_name", "first_name"):
+        names.setdefault(class_id, []).extend(n for n in (last_name, first_name) if n.strip())
+    frozen_names = {class_id: tuple(values) for class_id, values in names.items()}
+    selection = DatasetSelection(fmt=fmt, rows=[])
+    for item in items:
+        reason = _leave_out_reason(item, fmt=fmt, latest=latest, names=frozen_names)
+        if reason is not None:
+            selection.left_out[reason] += 1
+            continue
+        selection.rows.append(
+            DatasetRow(
+                row_id=dataset_row_id(feedback_pk=item.pk),
+                prompt_messages=list(item.prompt_messages or []),
+                draft_text=item.draft_text,
+                final_text=item.final_text,
+                inputs=dict(item.inputs or {}),
+            )
+        )
+    return selection
