@@ -167,8 +167,11 @@ def run_card_way(base: Path, adapter: Path, requests, new_tokens: int, device: t
     synchronize(device)
     load_seconds = time.monotonic() - started
     new_counts = []
+    load_before = os.getloadavg()[0]
+    cpu_started = time.process_time()
     started = time.monotonic()
-    for request in requests:
+    for number, request in enumerate(requests, start=1):
+        student_started = time.monotonic()
         inputs = tokenizer.apply_chat_template(
             request.messages,
             tokenize=True,
@@ -188,9 +191,12 @@ def run_card_way(base: Path, adapter: Path, requests, new_tokens: int, device: t
         )
         tokenizer.batch_decode(outputs[:, inputs.shape[1] :], skip_special_tokens=True)
         new_counts.append(outputs.shape[1] - inputs.shape[1])
+        elapsed = time.monotonic() - student_started
+        print(f"  student {number}/{len(requests)}: {elapsed:.1f} s", flush=True)
     synchronize(device)
     generate_seconds = time.monotonic() - started
     result = {
+        **contention(load_before, cpu_started),
         "description": "one student per call, adapter unmerged (load_adapter), float16",
         "dtype": "float16",
         "merged": False,
@@ -225,12 +231,15 @@ def run_our_way(base: Path, adapter: Path, requests, new_tokens: int, device: to
     load_seconds = time.monotonic() - started
     # Random weights may stop at any moment: force the same length as the card's way.
     backend.model.generation_config.min_new_tokens = new_tokens
+    load_before = os.getloadavg()[0]
+    cpu_started = time.process_time()
     started = time.monotonic()
     results = backend.generate(requests, seed=0)
     synchronize(device)
     generate_seconds = time.monotonic() - started
     prompt_tokens = [result.prompt_tokens for result in results]
     result = {
+        **contention(load_before, cpu_started),
         "description": "TransformersBackend: batched, adapter merged, bf16 (fp16 on old GPUs)",
         "dtype": str(backend.dtype).removeprefix("torch."),
         "merged": True,
@@ -243,6 +252,14 @@ def run_our_way(base: Path, adapter: Path, requests, new_tokens: int, device: to
     del backend
     release(device)
     return result, prompt_tokens
+
+
+def contention(load_before: float, cpu_started: float) -> dict:
+    """What else ran meanwhile: a shared machine's load slows either way by its own share."""
+    return {
+        "cpu_seconds": round(time.process_time() - cpu_started, 1),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
 
 
 def release(device: torch.device) -> None:

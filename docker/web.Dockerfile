@@ -1,6 +1,10 @@
 # The web image: Django, Celery, no torch.
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# WeasyPrint (the PDF report cards) needs Pango and a font.
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.lock pyproject.toml ./
 # The web lock is the full lock minus the worker's stack (torch, transformers, peft...).
