@@ -222,6 +222,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # django-axes logs every login at INFO; failures and lockouts stay (WARNING).
         "axes": {"level": "WARNING"},
+        # WeasyPrint logs every layout step at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
 
