@@ -274,6 +274,8 @@ def head_review(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpR
                 if r.appreciation and r.appreciation.status == Appreciation.Status.VALIDATED
             ),
             "max_chars": assignment.school_class.school.appreciation_max_chars,
+            "test_model": settings.APPRECIATION_TEST_MODEL
+            or any(r.draft and r.draft.is_test_model for r in rows),
         },
     )
 
