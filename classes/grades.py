@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
@@ -15,6 +16,7 @@ FIELD_MAXIMUM = {
     "work": RATING_MAX,
 }
 FIELD_DECIMALS = {"average": 2, "behaviour": 1, "participation": 1, "work": 1}
+GRADE_PATTERN = re.compile(r"-?[0-9]+(?:[.,][0-9]+)?", re.ASCII)
 
 
 def parse_grade(raw: str | float | int | Decimal | None, *, field: str) -> Decimal | None:
@@ -23,20 +25,19 @@ def parse_grade(raw: str | float | int | Decimal | None, *, field: str) -> Decim
     if raw is None:
         return None
     if isinstance(raw, float | int | Decimal) and not isinstance(raw, bool):
-        text = str(raw)
+        text = format(Decimal(str(raw)), "f") if Decimal(str(raw)).is_finite() else str(raw)
     else:
-        text = str(raw).strip().replace("\u00a0", "").replace(" ", "")
+        text = str(raw).strip()
     if text == "":
         return None
-    # "10,5" is how French teachers write 10.5.
-    text = text.replace(",", ".")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
+    # Plain ASCII digits with one decimal separator, as typed on a French keyboard ("10,5").
+    # Decimal() alone would also take "1_0", "1e1", "NaN" or non-Latin digits.
+    if not GRADE_PATTERN.fullmatch(text):
         raise ValidationError(
             f"« {raw} » n'est pas un nombre : saisissez une valeur entre 0 et {maximum}.",
             code="invalid",
-        ) from None
+        )
+    value = Decimal(text.replace(",", "."))
     if not value.is_finite():
         raise ValidationError(
             f"« {raw} » n'est pas un nombre : saisissez une valeur entre 0 et {maximum}.",
@@ -53,7 +54,8 @@ def parse_grade(raw: str | float | int | Decimal | None, *, field: str) -> Decim
         raise ValidationError(
             f"{decimals} décimale(s) au plus (saisi : {raw}).", code="too_many_decimals"
         )
-    return value.quantize(quantum)
+    # "-0" is 0, not a negative zero.
+    return abs(value.quantize(quantum))
 
 
 def format_grade(value: Decimal | None) -> str:

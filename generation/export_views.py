@@ -10,7 +10,6 @@ Who may export (anyone else gets the same 404 as a missing object):
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, time
 
 from django import forms
@@ -24,14 +23,14 @@ from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from classes import selectors as class_selectors
 from classes.models import Term
 from classes.views import _get_assignment_and_term
 
 from . import export_selectors, exports
 from .export_selectors import ClassExport
-
-logger = logging.getLogger(__name__)
 
 # format -> (button label, help text). Gepi's file is per class × subject only.
 REPORT_FORMATS = {
@@ -208,17 +207,17 @@ def assignment_file(
         raise Http404("Unknown export format")
     assignment, export = _assignment_export(request, assignment_pk, term_pk)
     response = _report_file(export, fmt=fmt)
-    logger.info(
-        "export report %s by user %s: assignment %s, class %s, subject %s, term %s,"
-        " %s appreciations, %s missing",
-        fmt,
-        request.user.pk,
-        assignment.pk,
-        assignment.school_class_id,
-        assignment.subject_id,
-        export.term.pk,
-        len(export.entries),
-        len(export.missing),
+    audit_record(
+        event=AuditEvent.Event.EXPORT,
+        request=request,
+        fmt=fmt,
+        scope="assignment",
+        assignment_id=assignment.pk,
+        class_id=assignment.school_class_id,
+        subject_id=assignment.subject_id,
+        term_id=export.term.pk,
+        appreciations=len(export.entries),
+        missing=len(export.missing),
     )
     return response
 
@@ -227,11 +226,17 @@ def assignment_file(
 @require_GET
 def assignment_copy(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     assignment, export = _assignment_export(request, assignment_pk, term_pk)
-    logger.info(
-        "export copy view by user %s: assignment %s, term %s",
-        request.user.pk,
-        assignment.pk,
-        export.term.pk,
+    audit_record(
+        event=AuditEvent.Event.EXPORT,
+        request=request,
+        fmt="copy",
+        scope="assignment",
+        assignment_id=assignment.pk,
+        class_id=assignment.school_class_id,
+        subject_id=assignment.subject_id,
+        term_id=export.term.pk,
+        appreciations=len(export.entries),
+        missing=len(export.missing),
     )
     return render(
         request,
@@ -282,14 +287,15 @@ def class_file(request: HttpRequest, class_pk: int, term_pk: int, fmt: str) -> H
         raise Http404("Unknown export format")
     export = _class_export(request, class_pk, term_pk)
     response = _report_file(export, fmt=fmt)
-    logger.info(
-        "export class report %s by user %s: class %s, term %s, %s appreciations, %s missing",
-        fmt,
-        request.user.pk,
-        export.school_class.pk,
-        export.term.pk,
-        len(export.entries),
-        len(export.missing),
+    audit_record(
+        event=AuditEvent.Event.EXPORT,
+        request=request,
+        fmt=fmt,
+        scope="class",
+        class_id=export.school_class.pk,
+        term_id=export.term.pk,
+        appreciations=len(export.entries),
+        missing=len(export.missing),
     )
     return response
 
@@ -298,11 +304,15 @@ def class_file(request: HttpRequest, class_pk: int, term_pk: int, fmt: str) -> H
 @require_GET
 def class_copy(request: HttpRequest, class_pk: int, term_pk: int) -> HttpResponse:
     export = _class_export(request, class_pk, term_pk)
-    logger.info(
-        "export class copy view by user %s: class %s, term %s",
-        request.user.pk,
-        export.school_class.pk,
-        export.term.pk,
+    audit_record(
+        event=AuditEvent.Event.EXPORT,
+        request=request,
+        fmt="copy",
+        scope="class",
+        class_id=export.school_class.pk,
+        term_id=export.term.pk,
+        appreciations=len(export.entries),
+        missing=len(export.missing),
     )
     return render(
         request,
@@ -339,15 +349,13 @@ def dataset_file(request: HttpRequest, fmt: str) -> HttpResponse:
     since = _since(form)
     selection = export_selectors.dataset_selection(fmt=fmt, school_id=user.school_id, since=since)
     content = exports.DATASET_BUILDERS[fmt](selection.rows)
-    logger.info(
-        "export dataset %s by user %s: school %s, since %s, %s rows written, %s left out (%s)",
-        fmt,
-        user.pk,
-        user.school_id,
-        since.isoformat() if since else "-",
-        len(selection.rows),
-        selection.left_out_count,
-        ", ".join(f"{reason}={count}" for reason, count in selection.left_out.items()) or "-",
+    audit_record(
+        event=AuditEvent.Event.DATASET_DOWNLOAD,
+        request=request,
+        fmt=fmt,
+        since=since.isoformat() if since else None,
+        rows=len(selection.rows),
+        left_out=selection.left_out_count,
     )
     stamp = timezone.localdate().isoformat()
     return _attachment(

@@ -422,9 +422,11 @@ def test_admin_downloads_their_schools_dataset_only(world, login, caplog):
     assert response["Content-Disposition"].startswith('attachment; filename="retours-chat-jsonl-')
     rows = read_jsonl(response.content)
     assert [row["messages"][-1]["content"] for row in rows] == [FINAL]
-    message = next(r.getMessage() for r in caplog.records if "export dataset" in r.getMessage())
-    assert f"by user {world.admin.pk}" in message
-    assert "1 rows written, 1 left out" in message
+    from audit.models import AuditEvent
+
+    event = AuditEvent.objects.get(event=AuditEvent.Event.DATASET_DOWNLOAD)
+    assert event.actor == world.admin
+    assert (event.detail["rows"], event.detail["left_out"]) == (1, 1)
 
     csv_rows = read_dataset_csv(login(world.admin).get(dataset_url("appreciation-csv")).content)
     assert [row["commentaire"] for row in csv_rows] == [FINAL]
@@ -451,3 +453,21 @@ def test_admin_index_shows_rows_and_reasons(world, login):
     section = page[page.index('id="dataset"') :]
     assert "1 : le texte final cite une note" in section.replace("&#x27;", "'")
     assert dataset_url("preference-jsonl") in section
+
+
+def test_rows_scrubbed_by_an_erasure_are_left_out(world):
+    from classes.student_data import PLACEHOLDER
+    from generation.export_selectors import LeftOut, dataset_selection
+    from generation.models import Feedback
+
+    Feedback.objects.create(
+        school=world.school,
+        draft_text="Trimestre correct.",
+        final_text=f"{PLACEHOLDER} a fourni un travail régulier.",
+        edited=True,
+        prompt_messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+        inputs={},
+    )
+    selection = dataset_selection(fmt="chat-jsonl", school_id=world.school.pk)
+    assert selection.rows == []
+    assert selection.left_out[LeftOut.NAME] == 1

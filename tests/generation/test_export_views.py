@@ -189,11 +189,13 @@ def test_csv_download_has_only_final_appreciations_and_neutralised_cells(world, 
     assert by_name["'" + HOSTILE_NAME][7] == "'" + HOSTILE_TEXT
     assert by_name[s[0].last_name][7] == "Bon trimestre."
     assert "Brouillon." not in response.content.decode("utf-8-sig")
-    record = next(r for r in caplog.records if r.getMessage().startswith("export report csv"))
-    message = record.getMessage()
-    assert f"by user {world.teacher.pk}" in message
-    assert f"assignment {world.assignment.pk}" in message
-    assert f"term {world.term.pk}" in message
+    from audit.models import AuditEvent
+
+    event = AuditEvent.objects.get(event=AuditEvent.Event.EXPORT)
+    assert event.actor == world.teacher
+    assert event.detail["assignment_id"] == world.assignment.pk
+    assert event.detail["term_id"] == world.term.pk
+    assert event.detail["fmt"] == "csv"
 
 
 def test_gepi_download_encodes_semicolons_and_leaves_out_no_identifier(world, login):

@@ -18,6 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from classes.models import School
 from generation import export_selectors, exports
 
@@ -71,6 +73,16 @@ class Command(BaseCommand):
         else:
             output.write_bytes(content)
             report = self.stdout
+        audit_record(
+            event=AuditEvent.Event.DATASET_DOWNLOAD,
+            school=school_id,
+            actor_username="manage.py export_dataset",
+            fmt=fmt,
+            since=since.isoformat() if since else None,
+            rows=len(selection.rows),
+            left_out=selection.left_out_count,
+            source="export_dataset command",
+        )
         where = str(output) if output else "standard output"
         scope = f"school {school_id}" if school_id is not None else "all schools"
         report.write(
