@@ -179,7 +179,14 @@ def static_outdated() -> bool:
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
-    return any(p.stat().st_mtime > built for p in (ROOT / "static").rglob("*") if p.is_file())
+    known = json.loads(manifest.read_text()).get("paths", {})
+    for path in (ROOT / "static").rglob("*"):
+        if path.is_file() and (
+            path.stat().st_mtime > built
+            or path.relative_to(ROOT / "static").as_posix() not in known
+        ):
+            return True
+    return False
 
 
 def setup_django(env: dict[str, str]) -> None:
@@ -759,14 +766,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _postgres_pids() -> list[int]:
+def _postgres_pids(dbname: str) -> list[int]:
+    """The PostgreSQL backends serving dbname (their process title names the database)."""
     pids = []
-    for stat in Path("/proc").glob("[0-9]*/comm"):
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if stat.read_text().strip() in ("postgres", "postmaster"):
-                pids.append(int(stat.parent.name))
+            title = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
-            pass
+            continue
+        if title.startswith("postgres: ") and f" {dbname} " in title:
+            pids.append(int(cmdline.parent.name))
     return pids
 
 
@@ -780,6 +789,7 @@ class CpuSampler:
     """CPU seconds of gunicorn (master and workers), PostgreSQL, this client, and the machine."""
 
     gunicorn_pid: int | None = None
+    dbname = ""
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
@@ -789,7 +799,7 @@ class CpuSampler:
         self.before = {pid: _proc_cpu_seconds(pid) for pids in self.groups.values() for pid in pids}
 
     def _groups(self) -> dict[str, list[int]]:
-        groups = {"postgres": _postgres_pids()}
+        groups = {"postgres": _postgres_pids(self.dbname)}
         if self.gunicorn_pid:
             groups["gunicorn"] = [self.gunicorn_pid, *_children(self.gunicorn_pid)]
         return groups
@@ -809,8 +819,16 @@ class CpuSampler:
                 _proc_cpu_seconds(pid) - self.before[pid] for pid in pids if pid in self.before
             )
             result[f"{name}_cpu_s"] = round(seconds, 2)
-        cores = os.cpu_count() or 1
-        result["cores"] = cores
+        # Everything else on the machine: other people's jobs disturb the figures.
+        machine_s = (busy - self.busy) / os.sysconf("SC_CLK_TCK")
+        ours = sum(
+            result[key]
+            for key in ("client_cpu_s", "postgres_cpu_s", "gunicorn_cpu_s")
+            if key in result
+        )
+        result["other_processes_cpu_s"] = round(max(0.0, machine_s - ours), 2)
+        result["cores"] = os.cpu_count()
+        result["loadavg_1m_end"] = float(Path("/proc/loadavg").read_text().split()[0])
         return result
 
 
@@ -948,6 +966,7 @@ def main(argv: list[str] | None = None) -> int:
     connection.close()
     process, command = start_gunicorn(args, env)
     CpuSampler.gunicorn_pid = process.pid
+    CpuSampler.dbname = params["dbname"]
     worker = FakeGpuWorker(pending, args.draft_interval) if args.draft_interval > 0 else None
     try:
         think = (args.think_min, args.think_max)

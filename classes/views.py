@@ -59,7 +59,7 @@ def _cells(
     return cells
 
 
-def _get_assignment_and_term(
+def assignment_and_term_or_404(
     request: HttpRequest, assignment_pk: int, term_pk: int, *, own_only: bool
 ) -> tuple[TeachingAssignment, Term]:
     queryset = (
@@ -104,7 +104,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def class_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
-    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=False)
+    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=False)
     editable = selectors.can_edit_assessments(user=request.user, assignment=assignment, term=term)
     rows = selectors.class_sheet(assignment=assignment, term=term)
     for row in rows:
@@ -136,7 +136,7 @@ def cell_update(
     if field not in TermAssessment.INPUT_FIELDS:
         raise Http404("Unknown field")
     # Only the assignment's own teacher edits: anyone else gets the same 404 as a missing object.
-    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
     student = get_object_or_404(Student, pk=student_pk, school_class_id=assignment.school_class_id)
     raw_value = request.POST.get("value", "")
     error = ""

@@ -23,7 +23,7 @@ from .import_services import ImportPlan, import_apply, import_preview
 from .imports import MAX_ROWS, ImportFileError, parse_class_file
 from .models import TeachingAssignment, Term
 from .services import ClosedTermError
-from .views import _get_assignment_and_term
+from .views import assignment_and_term_or_404
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _example_csv() -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     """GET: the upload form (`?modele=csv`: an example file). POST: the preview, or the errors."""
-    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
     if request.method == "GET" and request.GET.get("modele") == "csv":
         return _example_csv()
     if term.is_closed:
@@ -146,7 +146,7 @@ def import_upload(request: HttpRequest, assignment_pk: int, term_pk: int) -> Htt
 @require_POST
 def import_confirm(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     """Apply the previewed import in one transaction, then back to the class page."""
-    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
     if term.is_closed:
         return _closed(request, assignment, term)
     try:

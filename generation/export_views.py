@@ -27,7 +27,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from classes import selectors as class_selectors
 from classes.models import Term
-from classes.views import _get_assignment_and_term
+from classes.views import assignment_and_term_or_404
 
 from . import export_selectors, exports
 from .export_selectors import ClassExport
@@ -173,7 +173,7 @@ def export_index(request: HttpRequest) -> HttpResponse:
 
 def _assignment_export(request: HttpRequest, assignment_pk: int, term_pk: int):
     # Own assignments and, for a department head, those of the subjects they head.
-    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=False)
+    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=False)
     return assignment, export_selectors.assignment_export(assignment=assignment, term=term)
 
 

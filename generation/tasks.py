@@ -4,6 +4,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from . import services
+from .models import WorkerState
 
 
 @shared_task(
@@ -21,4 +22,7 @@ def generate_quick_draft(quick_draft_id: int) -> None:
 @worker_ready.connect
 def recover_after_restart(sender, **kwargs) -> None:
     """A worker killed mid-class held drafts: release them and send the job again."""
+    services.worker_state_set(
+        hostname=sender.hostname, state=WorkerState.State.IDLE, backend=None
+    )
     services.worker_recover(hostname=sender.hostname)

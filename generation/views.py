@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from classes import selectors as class_selectors
 from classes.models import Student, TeachingAssignment, Term
-from classes.views import _get_assignment_and_term
+from classes.views import assignment_and_term_or_404
 
 from . import selectors, services
 from .forms import FeedbackForm, QuickDraftForm, ReturnForm, ValidateForm, VersionForm
@@ -59,7 +59,7 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
 @login_required
 @require_GET
 def review_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
-    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
     return render(
         request,
         "generation/review.html",
@@ -71,7 +71,7 @@ def review_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpR
 @require_POST
 def job_start(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     """Generate the class, or one student when the form names one ("Générer"/"Régénérer")."""
-    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
     students = None
     if request.POST.get("student"):
         student = get_object_or_404(
@@ -176,7 +176,7 @@ def _render_row(request, *, assignment, term, student, **extra) -> HttpResponse:
 def appreciation_validate(
     request: HttpRequest, assignment_pk: int, term_pk: int, student_pk: int
 ) -> HttpResponse:
-    assignment, term = _get_assignment_and_term(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
     student = get_object_or_404(Student, pk=student_pk, school_class_id=assignment.school_class_id)
     form = ValidateForm(request.POST)
     error = conflict_text = ""
