@@ -478,7 +478,8 @@ def draft_validate(
     ensure_term_open(term)
     final_text = _clean_final_text(text)
     appreciation = (
-        Appreciation.objects.select_for_update()
+        # of=self: PostgreSQL cannot lock the nullable side of the join to the draft.
+        Appreciation.objects.select_for_update(of=("self",))
         .select_related("draft")
         .filter(student=student, subject_id=assignment.subject_id, term=term)
         .first()
