@@ -280,6 +280,15 @@ def _finish_if_done(job_id: int) -> None:
         logger.info("Job %s %s", job.pk, job.status)
 
 
+_CONTROL_CHARACTERS = dict.fromkeys(c for c in range(32) if chr(c) not in "\n\t")
+
+
+def storable(text: str) -> str:
+    """A model's output without control characters: PostgreSQL refuses NUL in text, and
+    nothing else of them belongs in an appréciation."""
+    return text.translate(_CONTROL_CHARACTERS)
+
+
 def _write_outcomes(*, outcomes, info: dict) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -288,8 +297,8 @@ def _write_outcomes(*, outcomes, info: dict) -> None:
             # Conditional on RUNNING: a draft is written once, by the first worker to finish.
             if Draft.objects.filter(pk=int(outcome.key), status=Draft.Status.RUNNING).update(
                 status=Draft.Status.GENERATED,
-                text=outcome.text,
-                raw_texts=list(outcome.raw_texts),
+                text=storable(outcome.text),
+                raw_texts=[storable(raw) for raw in outcome.raw_texts],
                 flags=[asdict(flag) for flag in outcome.flags],
                 attempts=outcome.attempts,
                 model_base=str(info.get("base_model", "")),
@@ -673,7 +682,7 @@ def quick_draft_run(*, quick_draft_id: int, backend: BaseBackend | None = None) 
         return
     QuickDraft.objects.filter(pk=quick.pk, status=QuickDraft.Status.QUEUED).update(
         status=QuickDraft.Status.DONE,
-        text=outcome.text,
+        text=storable(outcome.text),
         flags=[asdict(flag) for flag in outcome.flags],
         attempts=outcome.attempts,
         is_test_model=bool(backend.model_info().get("test_model", False)),

@@ -327,3 +327,8 @@ def test_restarted_worker_releases_and_resends(world, tiny_model_settings, monke
     assert sent == [job.pk]
     assert job.drafts.filter(status=Draft.Status.PENDING).count() == 3
     assert services.worker_recover(hostname="gpu@other") == 0
+
+
+def test_control_characters_of_a_model_output_are_not_stored():
+    # Random weights produce any byte; PostgreSQL refuses NUL in a text column.
+    assert services.storable("Bon\x00 tri\x1bmestre.\nSuite\t!") == "Bon trimestre.\nSuite\t!"

@@ -97,7 +97,11 @@ class TransformersBackend(BaseBackend):
             except Exception as exc:
                 self._status = STATUS_FAILED
                 self.model = None
-                self.failure_reason = f"{type(exc).__name__}: {exc}"
+                # Name what was loaded: the library's message does not always say it.
+                self.failure_reason = (
+                    f"{type(exc).__name__} while loading {self.base_model}"
+                    f" with adapter {self.adapter}: {exc}"
+                )
                 logger.exception("Model load failed: %s", self.failure_reason)
                 if self.device is not None and self.device.type == "cuda":
                     torch.cuda.empty_cache()
