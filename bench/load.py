@@ -3,11 +3,13 @@
 Each simulated teacher logs in through the login page (its own username, CSRF token from the
 form), then loops until the end of the run: the dashboard, its class page (30 students), one
 grade saved from a cell (an htmx POST with the X-CSRFToken header), the progress partial of its
-running generation job (htmx polling with `since`, as the review page does), with a short think
-time between requests. Reported: requests/s, p50/p95/p99 per endpoint and overall, and every
-error (a status other than the page's, a connection error, a grade not saved). The same loop
-with ONE simulated teacher, on the same server just before, is the baseline; the ratios say what
-50 concurrent teachers cost.
+running generation job (htmx polling with `since`, as the review page does), with a think time
+of --think-min to --think-max seconds (default 1 to 3 s) after each request: a teacher acting
+every two seconds on average, busier than real use. Reported: requests/s, p50/p95/p99 per
+endpoint and overall, and every error (a status other than the page's, a connection error, a
+grade not saved). The baseline is the same loop run by ONE teacher with no think time (one
+request at a time, the unloaded latency), on the same server just before; the ratios say what
+50 concurrent teachers cost. Logging in (50 at once) is reported apart.
 
 Production-like: `appreciation_site.settings.production` unchanged (DEBUG off, manifest static
 files, secure cookies, HSTS, SSL redirect, django-axes, CSP, one trusted proxy) under gunicorn.
@@ -22,9 +24,12 @@ worker: every --draft-interval seconds it writes the next draft of each job (and
 appréciation) and beats the jobs' heartbeat, so polls sometimes carry new rows as in real use.
 
     python bench/load.py                                # 50 teachers, 60 s, gunicorn 3x4 gthread
-    python bench/load.py --teachers 50 --duration 60 --workers 3 --threads 4
+    python bench/load.py --think-min 0.2 --think-max 0.6 --out /tmp/stress.json  # saturation
+    python bench/load.py --workers 5 --threads 1        # another gunicorn setting
     python bench/load.py --profile-only                 # queries and time per endpoint, no load
 
+The CPU seconds of gunicorn, of the bench database's PostgreSQL backends, of this client and of
+every other process are reported per phase: on a shared machine, other people's jobs show there.
 Only 127.0.0.1: the server binds there and the database URL must point there. Bounded: a
 fixed duration and --max-requests. It is a benchmark, not a test: figures in bench/README.md,
 JSON in bench/results/load.json.
@@ -42,6 +47,7 @@ import platform
 import random
 import re
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -94,8 +100,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--baseline-duration", type=float, default=20.0, help="seconds of the 1-teacher baseline"
     )
     parser.add_argument("--max-requests", type=int, default=100_000, help="per phase, at most")
-    parser.add_argument("--think-min", type=float, default=0.2, help="seconds between requests")
-    parser.add_argument("--think-max", type=float, default=0.6)
+    parser.add_argument(
+        "--think-min", type=float, default=1.0, help="seconds between a teacher's requests"
+    )
+    parser.add_argument("--think-max", type=float, default=3.0)
+    parser.add_argument(
+        "--baseline-think",
+        type=float,
+        default=0.05,
+        help="the lone teacher's think time: back-to-back requests, for many samples",
+    )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (gthread)")
     parser.add_argument(
@@ -105,7 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""))
     parser.add_argument("--reset", action="store_true", help="drop and recreate the database")
     parser.add_argument(
-        "--draft-interval", type=float, default=3.0, help="seconds between fake drafts (0: none)"
+        "--draft-interval", type=float, default=4.0, help="seconds between fake drafts (0: none)"
     )
     parser.add_argument("--profile-only", action="store_true", help="no server, no load")
     parser.add_argument("--seed", type=int, default=6)
@@ -690,8 +704,10 @@ def run_concurrently(teachers, target) -> None:
         thread.join()
 
 
-def run_phase(teachers, *, duration: float, max_requests: int) -> dict:
+def run_phase(teachers, *, duration: float, max_requests: int, think: tuple[float, float]) -> dict:
     recorder = Recorder()
+    for teacher in teachers:
+        teacher.think = think
     barrier = threading.Barrier(len(teachers))
     window: dict[str, float] = {}
 
@@ -918,8 +934,14 @@ def print_phase(title: str, phase: dict) -> None:
         print(f"  cpu: {phase['cpu']}")
 
 
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # runs the finally that stops gunicorn
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     params = check_local_postgres(args.database_url)
     ensure_database(params, reset=args.reset)
@@ -985,14 +1007,19 @@ def main(argv: list[str] | None = None) -> int:
         if worker:
             worker.start()
         baseline = run_phase(
-            teachers[:1], duration=args.baseline_duration, max_requests=args.max_requests
+            teachers[:1],
+            duration=args.baseline_duration,
+            max_requests=args.max_requests,
+            think=(args.baseline_think, args.baseline_think),
         )
-        load = run_phase(teachers, duration=args.duration, max_requests=args.max_requests)
+        load = run_phase(
+            teachers, duration=args.duration, max_requests=args.max_requests, think=think
+        )
     finally:
-        if worker:
+        stop_gunicorn(process)
+        if worker and worker.is_alive():
             worker.stop.set()
             worker.join(timeout=10)
-        stop_gunicorn(process)
 
     result["gunicorn"] = {
         "command": " ".join(command[1:]),
@@ -1004,6 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
         "teachers": args.teachers,
         "duration_s": args.duration,
         "think_s": [args.think_min, args.think_max],
+        "baseline_think_s": args.baseline_think,
         "max_requests": args.max_requests,
         "fake_drafts_written": worker.written if worker else 0,
         "reconnects": sum(t.http.reconnects for t in teachers),

@@ -98,6 +98,27 @@ def _report_file(export: ClassExport, *, fmt: str) -> HttpResponse:
     )
 
 
+def _audit_export(request: HttpRequest, export: ClassExport, *, fmt: str, assignment=None) -> None:
+    """Every export shows the texts of a whole class: each one goes in the audit log."""
+    scope = {"scope": "class", "class_id": export.school_class.pk}
+    if assignment is not None:
+        scope = {
+            "scope": "assignment",
+            "assignment_id": assignment.pk,
+            "class_id": assignment.school_class_id,
+            "subject_id": assignment.subject_id,
+        }
+    audit_record(
+        event=AuditEvent.Event.EXPORT,
+        request=request,
+        fmt=fmt,
+        term_id=export.term.pk,
+        appreciations=len(export.entries),
+        missing=len(export.missing),
+        **scope,
+    )
+
+
 def _screen_context(
     *, export: ClassExport, tabs: list[tuple[Term, str]], downloads: list[dict], copy_url: str
 ) -> dict:
@@ -207,18 +228,7 @@ def assignment_file(
         raise Http404("Unknown export format")
     assignment, export = _assignment_export(request, assignment_pk, term_pk)
     response = _report_file(export, fmt=fmt)
-    audit_record(
-        event=AuditEvent.Event.EXPORT,
-        request=request,
-        fmt=fmt,
-        scope="assignment",
-        assignment_id=assignment.pk,
-        class_id=assignment.school_class_id,
-        subject_id=assignment.subject_id,
-        term_id=export.term.pk,
-        appreciations=len(export.entries),
-        missing=len(export.missing),
-    )
+    _audit_export(request, export, fmt=fmt, assignment=assignment)
     return response
 
 
@@ -226,18 +236,7 @@ def assignment_file(
 @require_GET
 def assignment_copy(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     assignment, export = _assignment_export(request, assignment_pk, term_pk)
-    audit_record(
-        event=AuditEvent.Event.EXPORT,
-        request=request,
-        fmt="copy",
-        scope="assignment",
-        assignment_id=assignment.pk,
-        class_id=assignment.school_class_id,
-        subject_id=assignment.subject_id,
-        term_id=export.term.pk,
-        appreciations=len(export.entries),
-        missing=len(export.missing),
-    )
+    _audit_export(request, export, fmt="copy", assignment=assignment)
     return render(
         request,
         "generation/copy_all.html",
@@ -287,16 +286,7 @@ def class_file(request: HttpRequest, class_pk: int, term_pk: int, fmt: str) -> H
         raise Http404("Unknown export format")
     export = _class_export(request, class_pk, term_pk)
     response = _report_file(export, fmt=fmt)
-    audit_record(
-        event=AuditEvent.Event.EXPORT,
-        request=request,
-        fmt=fmt,
-        scope="class",
-        class_id=export.school_class.pk,
-        term_id=export.term.pk,
-        appreciations=len(export.entries),
-        missing=len(export.missing),
-    )
+    _audit_export(request, export, fmt=fmt)
     return response
 
 
@@ -304,16 +294,7 @@ def class_file(request: HttpRequest, class_pk: int, term_pk: int, fmt: str) -> H
 @require_GET
 def class_copy(request: HttpRequest, class_pk: int, term_pk: int) -> HttpResponse:
     export = _class_export(request, class_pk, term_pk)
-    audit_record(
-        event=AuditEvent.Event.EXPORT,
-        request=request,
-        fmt="copy",
-        scope="class",
-        class_id=export.school_class.pk,
-        term_id=export.term.pk,
-        appreciations=len(export.entries),
-        missing=len(export.missing),
-    )
+    _audit_export(request, export, fmt="copy")
     return render(
         request,
         "generation/copy_all.html",
