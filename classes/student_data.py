@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from generation.checks import _name_variants, normalize
+from generation.checks import name_variants, normalize
 from generation.models import Appreciation, Draft, Feedback, GenerationJob
 
 from .models import (
@@ -232,7 +232,7 @@ def _student_name_variants(students: Iterable[Student]) -> list[str]:
     for student in students:
         first, last = student.first_name.strip(), student.last_name.strip()
         for name in (f"{first} {last}", f"{last} {first}", first, last):
-            variants.update(v for v in _name_variants(name) if len(v) >= 2)
+            variants.update(v for v in name_variants(name) if len(v) >= 2)
     return sorted(variants, key=lambda v: (-len(v), v))
 
 

@@ -32,7 +32,7 @@ from classes.models import (
 from classes.student_data import PLACEHOLDER
 
 # The grade-leak check of the drafts, reused on the teachers' final texts.
-from .checks import _check_grade, _check_names
+from .checks import check_grade, check_names
 from .exports import (
     APPRECIATION_CSV,
     CHAT_JSONL,
@@ -394,12 +394,12 @@ def _leave_out_reason(
             return LeftOut.RETURNED
         class_names = names.get(appreciation.student.school_class_id, ())
         texts = [item.final_text, *([item.draft_text] if fmt == PREFERENCE_JSONL else [])]
-        if class_names and any(_check_names(text, class_names) for text in texts):
+        if class_names and any(check_names(text, class_names) for text in texts):
             return LeftOut.NAME
     if any(PLACEHOLDER in text for text in (item.final_text, item.draft_text)):
         # A name an erasure replaced: the sentence still speaks of one identified child.
         return LeftOut.NAME
-    if _check_grade(item.final_text) is not None:
+    if check_grade(item.final_text) is not None:
         return LeftOut.GRADE
     if fmt in (CHAT_JSONL, PREFERENCE_JSONL) and not _has_prompt(item.prompt_messages):
         return LeftOut.NO_PROMPT
