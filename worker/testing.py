@@ -153,10 +153,12 @@ def build_test_model(directory: Path) -> tuple[Path, Path]:
         ],
         task_type="CAUSAL_LM",
     )
-    peft_model = get_peft_model(model, lora_config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED + 1)  # lora_A's initialisation draws from the global RNG
+        peft_model = get_peft_model(model, lora_config)
     # peft starts lora_B at zero (the adapter changes nothing until trained): randomise it, or
     # merging would be invisible and a broken merge would go unnoticed.
-    generator = torch.Generator().manual_seed(SEED + 1)
+    generator = torch.Generator().manual_seed(SEED + 2)
     with torch.no_grad():
         for name, parameter in peft_model.named_parameters():
             if "lora_B" in name:

@@ -294,18 +294,29 @@ def resolve_device(setting: str) -> torch.device:
 
 
 def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
-    """bfloat16 on CPU (float16 there is up to 8x slower, see facts.md); on CUDA bfloat16
-    where the GPU supports it, else float16."""
+    """Never float16 on a CPU (up to 8x slower, see facts.md). Automatic choice:
+    on CUDA bfloat16 where the GPU supports it, else float16; on a CPU bfloat16 where the CPU
+    computes it natively (AVX-512 BF16 / AMX), else float32 — measured on this project's
+    AVX2-only EPYC: a 3072x3072 matmul takes 0.46 s in float32 against 2.16 s in bfloat16,
+    and the class benchmark runs 3.7x faster (bench/README.md)."""
     if setting in ("", "auto"):
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     if setting not in _DTYPES:
         raise ValueError(f"Unknown APPRECIATION_DTYPE {setting!r}: use auto, {', '.join(_DTYPES)}")
     if device.type == "cpu" and setting == "float16":
         logger.warning("float16 is very slow on CPU: using bfloat16 instead")
         return torch.bfloat16
     return _DTYPES[setting]
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU multiplies bfloat16 natively (else torch emulates it, slowly)."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # private helpers: absent in some builds
+        return False
 
 
 def kv_cache_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
