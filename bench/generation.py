@@ -2,7 +2,8 @@
 
 The card's way: one student at a time, the adapter loaded unmerged (model.load_adapter) on a
 float16 base, as its app.py does, whatever the device. Ours: TransformersBackend, the adapter
-merged, bfloat16 (on CPU; on a GPU that supports it), the class in batches.
+merged, in the platform's automatic dtype (bf16 on GPUs and CPUs that compute it natively, float32
+on other CPUs), the class in batches.
 
 Nothing is downloaded: the model is the real Llama-3.2-3B architecture (published dimensions)
 with random weights and a random LoRA r=16 on the seven projections, and the tokenizer is the
