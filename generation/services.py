@@ -399,10 +399,20 @@ def job_detect_stalled(*, job: GenerationJob) -> GenerationJob:
 
 
 def worker_recover(*, hostname: str) -> int:
-    """At worker start: release what this worker held when it died and send its jobs again."""
+    """At worker start: release what this worker held when it died and send its jobs again.
+
+    A worker killed between two batches holds no draft, yet its job still waits on it: the
+    active jobs it last took a delivery of are sent again too (an extra task is harmless,
+    claims are idempotent).
+    """
     held = Draft.objects.filter(status=Draft.Status.RUNNING, claimed_by=hostname)
     job_ids = set(held.values_list("job_id", flat=True))
     held.update(status=Draft.Status.PENDING, claimed_by="", claimed_at=None)
+    job_ids |= set(
+        GenerationJob.objects.filter(
+            worker_hostname=hostname, status=GenerationJob.Status.RUNNING
+        ).values_list("pk", flat=True)
+    )
     from .tasks import generate_drafts
 
     for job in GenerationJob.objects.filter(

@@ -29,6 +29,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not shared-cache memory: the test worker thread writes while requests read, and
     # shared-cache SQLite locks whole tables ("database table is locked").
     # One file per test process: parallel runs (a developer and CI) never share it.
+    VAR_DIR.mkdir(exist_ok=True)  # noqa: F405  (a fresh clone has no var/ yet)
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")  # noqa: F405
     }

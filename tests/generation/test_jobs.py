@@ -329,6 +329,28 @@ def test_restarted_worker_releases_and_resends(world, tiny_model_settings, monke
     assert services.worker_recover(hostname="gpu@other") == 0
 
 
+def test_worker_killed_between_two_batches_resends_its_job(world, tiny_model_settings, monkeypatch):
+    # It held no draft when it died, but its job waits on it.
+    from generation import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.generate_drafts, "delay", lambda job_id: sent.append(job_id))
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.Status.RUNNING, worker_hostname="gpu@host"
+    )
+    sent.clear()
+    assert services.worker_recover(hostname="gpu@other") == 0
+    assert sent == []
+    assert services.worker_recover(hostname="gpu@host") == 1
+    assert sent == [job.pk]
+    job.refresh_from_db()
+    assert job.tasks_sent == 2  # the redelivery guard counts the extra task
+    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.SUCCEEDED)
+    assert services.worker_recover(hostname="gpu@host") == 0
+
+
 def test_control_characters_of_a_model_output_are_not_stored():
     # Random weights produce any byte; PostgreSQL refuses NUL in a text column.
     assert services.storable("Bon\x00 tri\x1bmestre.\nSuite\t!") == "Bon trimestre.\nSuite\t!"

@@ -107,9 +107,11 @@ def test_sigkill_mid_class_then_restart_finishes_without_duplicates(
         worker.wait(timeout=10)
         before_restart = dict(generated.values_list("pk", "text"))
         assert 3 <= len(before_restart) < total, "the worker finished before it was killed"
-        assert job.drafts.filter(status=Draft.Status.RUNNING, claimed_by=HOSTNAME).exists()
+        # Killed inside a batch it holds drafts; between two batches it holds none. Either way
+        # the job is running and was last taken by this worker, which recovery relies on.
         job.refresh_from_db()
         assert job.status == GenerationJob.Status.RUNNING
+        assert job.worker_hostname == HOSTNAME
 
         # Restarted under the same name, the worker releases what it held and resumes.
         worker = start_worker(env, log)
