@@ -251,6 +251,9 @@ APPRECIATION_SEED = env.int("APPRECIATION_SEED", default=None)
 # 0 = automatic (from free GPU memory; a fixed size on CPU).
 APPRECIATION_BATCH_SIZE = env.int("APPRECIATION_BATCH_SIZE", default=0)
 APPRECIATION_MAX_ATTEMPTS = env.int("APPRECIATION_MAX_ATTEMPTS", default=3)
+# Compute the system prompt's keys and values once per batch instead of once per student
+# (it is most of every prompt); off only to measure or to rule it out.
+APPRECIATION_PREFIX_CACHE = env.bool("APPRECIATION_PREFIX_CACHE", default=True)
 # A worker's claim on a batch of drafts expires after this (then another worker takes it
 # over); a running job with no heartbeat for APPRECIATION_STALL_SECONDS is shown as failed.
 # Both exceed the longest batch: a 3B model on a 2-core CPU takes minutes per batch.

@@ -63,9 +63,13 @@ class GenerateSpy:
     def __init__(self, model):
         self.real = model.generate
         self.calls = []
+        self.cache_lengths = []
 
     def __call__(self, *args, **kwargs):
         self.calls.append(kwargs)
+        # generate() appends to the cache it is given: note its length before that.
+        cache = kwargs.get("cache")
+        self.cache_lengths.append(None if cache is None else cache.get_seq_length())
         return self.real(*args, **kwargs)
 
 
@@ -74,6 +78,21 @@ def spy_generate(backend, monkeypatch):
     spy = GenerateSpy(backend.model)
     monkeypatch.setattr(backend.model, "generate", spy)
     return spy
+
+
+def out_of_memory_on_first_batch(backend, monkeypatch) -> list[int]:
+    """The first batch runs out of GPU memory, the others run; returns each batch's size."""
+    real_batch = backend._generate_batch
+    sizes = []
+
+    def first_call_runs_out_of_memory(prompts):
+        sizes.append(len(prompts))
+        if len(sizes) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real_batch(prompts)
+
+    monkeypatch.setattr(backend, "_generate_batch", first_call_runs_out_of_memory)
+    return sizes
 
 
 # --- loading ---
@@ -121,6 +140,20 @@ def test_adapter_is_merged_into_the_base_weights(tiny_model):
             assert torch.allclose(merged_weight, expected, atol=1e-5)
             changed += not torch.allclose(merged_weight, base_weight)
     assert changed == 6  # the adapter is not a no-op: every merged projection moved
+
+
+def test_output_layer_gets_a_contiguous_input_at_prefill(tiny_model):
+    # A strided (batch, 1, hidden) slice makes torch copy the whole output weight once per
+    # row when the weight is frozen (as PEFT leaves it): the backend hands it a contiguous one.
+    backend = make_backend(tiny_model, batch_size=3, max_new_tokens=3, prefix_cache=False)
+    backend.load()
+    head = backend.model.get_output_embeddings()
+    assert not head.weight.requires_grad  # frozen: the case matmul does not fold
+    seen = []
+    head.register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
+    backend.generate(one_subject_requests(3), seed=0)
+    assert len(seen) == 3  # the prefill and two decoding steps
+    assert all(seen)
 
 
 def test_never_float16_on_cpu(tiny_model):
@@ -278,7 +311,7 @@ def test_seeded_generation_leaves_the_global_rng_alone(tiny_model):
 
 
 def test_uneven_prompts_in_batches_of_two(tiny_model, monkeypatch):
-    backend = make_backend(tiny_model, batch_size=2)
+    backend = make_backend(tiny_model, batch_size=2, prefix_cache=False)
     spy = spy_generate(backend, monkeypatch)
     requests = varied_requests(5)
     results = backend.generate(requests, seed=5)
@@ -332,6 +365,167 @@ def test_left_padded_batch_gives_each_prompt_its_own_next_token_scores(tiny_mode
             assert torch.allclose(batched[row], single, atol=1e-4), row
 
 
+# --- the shared system prompt, computed once (prefix cache) ---
+
+
+def one_subject_requests(count, subject="Histoire-Géographie"):
+    """A class: one subject, so one system prompt; trimesters and averages vary the rest."""
+    requests = []
+    for index in range(count):
+        trimester = 1 + index % 3
+        averages = (8 + index, 9.5 + index, 11.25)[:trimester] + (None,) * (3 - trimester)
+        inputs = PromptInputs(subject, trimester, averages, 4 + index % 6, 6, 7)
+        requests.append(GenerationRequest(key=f"student-{index}", messages=build_messages(inputs)))
+    return requests
+
+
+def prompt_ids(backend, request):
+    prompt = backend.render_prompt(request.messages)
+    return backend.tokenizer(prompt, add_special_tokens=False).input_ids
+
+
+def test_a_class_computes_its_system_prompt_once(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=2, prefix_cache=True)
+    spy = spy_generate(backend, monkeypatch)
+    requests = one_subject_requests(5)
+    results = backend.generate(requests, seed=2)
+    assert [r.key for r in results] == [r.key for r in requests]
+    assert all(0 < r.new_tokens <= 6 for r in results)
+    assert backend.prefix_stats["computed"] == 1
+    assert backend.prefix_stats["reused"] == 2  # three batches, one forward pass of the prefix
+    (prefix,) = backend._prefixes
+    rows = [prompt_ids(backend, request) for request in requests]
+    # Exactly the system turn: the part every student of the subject shares.
+    system_turn_end = rows[0].index(backend.tokenizer.convert_tokens_to_ids("<|eot_id|>"))
+    assert prefix == tuple(rows[0][: system_turn_end + 1])
+    assert all(tuple(row[: len(prefix)]) == prefix and len(row) > len(prefix) for row in rows)
+    assert backend.prefix_stats["tokens_saved"] == len(prefix) * (len(requests) - 1)
+    assert spy.cache_lengths == [len(prefix)] * 3
+    for call in spy.calls:
+        batch = call["input_ids"].shape[0]
+        assert all(keys.shape[0] == batch for keys, _values, *_ in call["cache"])
+        # [prefix][pads][rest]: the pads sit between the shared prefix and each row's own part.
+        for row, mask in zip(
+            call["input_ids"].tolist(), call["attention_mask"].tolist(), strict=True
+        ):
+            assert tuple(row[: len(prefix)]) == prefix and all(mask[: len(prefix)])
+            pads = mask[len(prefix) :].count(0)
+            assert mask[len(prefix) :] == [0] * pads + [1] * (len(mask) - len(prefix) - pads)
+    # The prompt sizes reported are each prompt's own, not the padded width.
+    assert [r.prompt_tokens for r in results] == [len(row) for row in rows]
+
+
+def test_prefix_cache_gives_the_same_scores_as_a_prompt_alone(tiny_model):
+    # What caching must not change: every step's scores, for every row, padded or not.
+    backend = make_backend(tiny_model, dtype="float32", prefix_cache=True)
+    backend.load()
+    requests = one_subject_requests(3)
+    rows = [prompt_ids(backend, request) for request in requests]
+    assert len({len(row) for row in rows}) == 3  # uneven: pads in the middle
+    prefix = backend._shared_prefix(rows)
+    assert len(prefix) >= 16
+    input_ids, attention_mask = backend._pad(rows, prefix_length=len(prefix))
+    steps = 3
+
+    def greedy(**inputs):
+        return backend.model.generate(
+            **inputs,
+            do_sample=False,
+            max_new_tokens=steps,
+            min_new_tokens=steps,
+            return_dict_in_generate=True,
+            output_logits=True,
+            pad_token_id=backend.tokenizer.pad_token_id,
+        )
+
+    with torch.inference_mode():
+        cached = greedy(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            cache=backend._prefix_cache_for_batch(prefix, batch=len(rows)),
+        )
+        for index, row in enumerate(rows):
+            alone = greedy(input_ids=torch.tensor([row]))
+            for step in range(steps):
+                assert torch.allclose(
+                    cached.logits[step][index], alone.logits[step][0], atol=1e-4
+                ), (index, step)
+            width = input_ids.shape[1]
+            assert (
+                cached.sequences[index, width:].tolist() == alone.sequences[0, len(row) :].tolist()
+            )
+
+
+def test_a_quick_draft_after_a_class_reuses_the_cached_system_prompt(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=4, prefix_cache=True)
+    spy = spy_generate(backend, monkeypatch)
+    backend.generate(one_subject_requests(4), seed=1)
+    backend.generate(one_subject_requests(1), seed=1)
+    assert backend.prefix_stats == {
+        "computed": 1,
+        "reused": 1,
+        "tokens_saved": backend.prefix_stats["tokens_saved"],
+    }
+    assert spy.cache_lengths[-1] == len(next(iter(backend._prefixes)))
+
+
+def test_a_lone_prompt_with_nothing_cached_is_left_as_is(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, prefix_cache=True)
+    spy = spy_generate(backend, monkeypatch)
+    backend.generate(one_subject_requests(1), seed=1)
+    assert "cache" not in spy.calls[0]
+    assert backend.prefix_stats["computed"] == 0
+
+
+def test_mixed_subjects_share_only_what_comes_before_the_subject(tiny_model, monkeypatch):
+    # The subject is named in the system prompt's first words: the template's header and
+    # those words are all a mixed batch has in common.
+    backend = make_backend(tiny_model, batch_size=6, prefix_cache=True)
+    spy = spy_generate(backend, monkeypatch)
+    requests = varied_requests(6)
+    backend.generate(requests, seed=1)
+    rows = [prompt_ids(backend, request) for request in requests]
+    (prefix,) = backend._prefixes
+    assert spy.cache_lengths == [len(prefix)]
+    shared = backend.tokenizer.decode(prefix)
+    assert shared.endswith("Vous êtes une IA assistant les enseignants ") or shared.endswith(
+        "Vous êtes une IA assistant les enseignants"
+    ), shared[-80:]
+    assert len(prefix) < min(len(row) for row in rows)
+
+
+def test_prefix_cache_off_pads_on_the_left(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=5, prefix_cache=False)
+    spy = spy_generate(backend, monkeypatch)
+    backend.generate(one_subject_requests(5), seed=1)
+    assert "cache" not in spy.calls[0]
+    assert backend.prefix_stats["computed"] == 0
+    assert backend.model_info()["prefix_cache"] is False
+
+
+def test_prefix_cache_follows_the_setting(tiny_model, settings):
+    settings.APPRECIATION_PREFIX_CACHE = False
+    assert make_backend(tiny_model).prefix_cache is False
+    settings.APPRECIATION_PREFIX_CACHE = True
+    assert make_backend(tiny_model).prefix_cache is True
+
+
+def test_cached_prefixes_are_bounded_and_dropped_on_out_of_memory(tiny_model, monkeypatch):
+    from worker.backends import transformers as module
+
+    monkeypatch.setattr(module, "PREFIX_CACHE_ENTRIES", 2)
+    backend = make_backend(tiny_model, batch_size=2, prefix_cache=True)
+    backend.load()
+    for subject in ("Histoire-Géographie", "Anglais", "Mathématiques"):
+        backend.generate(one_subject_requests(2, subject), seed=1)
+    assert backend.prefix_stats["computed"] == 3
+    assert len(backend._prefixes) == 2  # the oldest subject's prefix was dropped
+    calls = out_of_memory_on_first_batch(backend, monkeypatch)
+    backend.generate(one_subject_requests(2, "Anglais"), seed=1)
+    assert calls == [2, 1, 1]
+    assert backend.prefix_stats["computed"] == 3  # a lone prompt after the OOM: nothing cached
+
+
 def test_automatic_batch_size_on_cpu_is_eight(tiny_model):
     backend = make_backend(tiny_model, batch_size=0)
     backend.load()
@@ -352,16 +546,7 @@ def test_kv_cache_estimate_matches_llama_3_2_3b():
 def test_out_of_memory_halves_the_batch_and_retries(tiny_model, monkeypatch):
     backend = make_backend(tiny_model, batch_size=4)
     backend.load()
-    real_batch = backend._generate_batch
-    sizes = []
-
-    def first_call_runs_out_of_memory(prompts):
-        sizes.append(len(prompts))
-        if len(sizes) == 1:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real_batch(prompts)
-
-    monkeypatch.setattr(backend, "_generate_batch", first_call_runs_out_of_memory)
+    sizes = out_of_memory_on_first_batch(backend, monkeypatch)
     requests = varied_requests(5)
     results = backend.generate(requests, seed=1)
     assert sizes == [4, 2, 2, 1]

@@ -4,6 +4,10 @@ Loaded lazily, once per process (the Celery GPU worker runs --pool=solo: one pro
 model). The adapter is merged into the base weights, so a forward pass costs what the base
 model's does. Prompts are rendered with the model's chat template and a pinned date, batched
 with left padding, and sampled with the model card's settings.
+
+The system turn is the same for every student of a class and most of each prompt; prefill is
+compute-bound, so its keys and values are computed once and shared by every row of every
+batch (`APPRECIATION_PREFIX_CACHE`), with the padding placed after it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,12 +37,17 @@ logger = logging.getLogger(__name__)
 
 # Llama 3 has no pad token; this reserved one is never trained on.
 PAD_TOKEN = "<|finetune_right_pad_id|>"  # noqa: S105 - a token, not a password
+END_OF_TURN = "<|eot_id|>"
 CPU_BATCH_SIZE = 8
 # A class fits in one batch; more gains nothing and a huge batch risks a long OOM retry chain.
 MAX_AUTO_BATCH_SIZE = 64
 # Room for activations and the allocator's fragmentation on top of the KV cache.
 KV_CACHE_OVERHEAD = 1.5
 FREE_MEMORY_SHARE = 0.8
+# A shared prefix shorter than this is not worth a separate forward pass.
+PREFIX_CACHE_MIN_TOKENS = 16
+# The system prompt varies by subject only: a few entries cover a worker's recent jobs.
+PREFIX_CACHE_ENTRIES = 8
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -58,6 +68,7 @@ class TransformersBackend(BaseBackend):
         top_k: int | None = None,
         top_p: float | None = None,
         test_model: bool | None = None,
+        prefix_cache: bool | None = None,
     ) -> None:
         super().__init__()
         self.base_model = _setting("APPRECIATION_BASE_MODEL", base_model)
@@ -71,6 +82,7 @@ class TransformersBackend(BaseBackend):
         self.top_k = int(_setting("APPRECIATION_TOP_K", top_k))
         self.top_p = float(_setting("APPRECIATION_TOP_P", top_p))
         self.test_model = bool(_setting("APPRECIATION_TEST_MODEL", test_model))
+        self.prefix_cache = bool(_setting("APPRECIATION_PREFIX_CACHE", prefix_cache))
         self.device: torch.device | None = None
         self.dtype: torch.dtype | None = None
         self.model: Any = None
@@ -79,6 +91,10 @@ class TransformersBackend(BaseBackend):
         self.failure_reason: str | None = None
         # Lowered when a batch runs out of GPU memory, so later calls start from a size that fits.
         self._oom_batch_cap: int | None = None
+        # Keys and values of shared prompt prefixes (the system prompt), computed once:
+        # token ids -> one (keys, values) pair per layer, batch of one.
+        self._prefixes: OrderedDict[tuple[int, ...], list[tuple[Any, Any]]] = OrderedDict()
+        self.prefix_stats = {"computed": 0, "reused": 0, "tokens_saved": 0}
         self._lock = threading.RLock()
 
     # --- loading ---
@@ -120,6 +136,7 @@ class TransformersBackend(BaseBackend):
         for name in (self.base_model, self.adapter):
             if _looks_like_path(name) and not Path(name).is_dir():
                 raise FileNotFoundError(f"No model folder at {name}")
+        self._prefixes.clear()
         self.device = resolve_device(self.device_setting)
         self.dtype = resolve_dtype(self.dtype_setting, self.device)
         self.tokenizer = self._load_tokenizer()
@@ -129,6 +146,7 @@ class TransformersBackend(BaseBackend):
         model = PeftModel.from_pretrained(base, self.adapter).merge_and_unload()
         model.to(self.device)
         model.eval()
+        model.get_output_embeddings().register_forward_pre_hook(_contiguous_input)
         self.model = model
 
     def _load_tokenizer(self) -> Any:
@@ -163,6 +181,7 @@ class TransformersBackend(BaseBackend):
             "base_model": self.base_model,
             "adapter": self.adapter,
             "merged": True,
+            "prefix_cache": self.prefix_cache,
             "device": str(self.device) if self.device else self.device_setting,
             "dtype": str(self.dtype).removeprefix("torch.") if self.dtype else self.dtype_setting,
             "test_model": self.test_model,
@@ -203,6 +222,7 @@ class TransformersBackend(BaseBackend):
                     try:
                         texts = self._generate_batch([prompts[index] for index in chunk])
                     except torch.cuda.OutOfMemoryError:
+                        self._prefixes.clear()
                         if torch.cuda.is_available():
                             torch.cuda.empty_cache()
                         if batch_size == 1:
@@ -252,12 +272,16 @@ class TransformersBackend(BaseBackend):
     def _generate_batch(self, prompts: list[str]) -> list[tuple[str, int, int]]:
         """One padded batch through model.generate: (text, prompt tokens, new tokens) each."""
         # The chat template already wrote <|begin_of_text|>: no second one.
-        encoded = self.tokenizer(
-            prompts, return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(self.device)
+        rows = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
+        prefix = self._shared_prefix(rows) if self.prefix_cache else ()
+        input_ids, attention_mask = self._pad(rows, prefix_length=len(prefix))
+        cache_kwargs = {}
+        if prefix:
+            cache_kwargs["cache"] = self._prefix_cache_for_batch(prefix, batch=len(rows))
         with torch.inference_mode():
             output = self.model.generate(
-                **encoded,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
                 do_sample=True,
                 max_new_tokens=self.max_new_tokens,
                 temperature=self.temperature,
@@ -267,16 +291,93 @@ class TransformersBackend(BaseBackend):
                 top_k=self.top_k,
                 top_p=self.top_p,
                 pad_token_id=self.tokenizer.pad_token_id,
+                **cache_kwargs,
             )
-        new_tokens = output[:, encoded["input_ids"].shape[1] :].cpu()
+        new_tokens = output[:, input_ids.shape[1] :].cpu()
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        prompt_counts = encoded["attention_mask"].sum(dim=1).tolist()
         stop_ids = set(_as_list(self.model.generation_config.eos_token_id))
         stop_ids.add(self.tokenizer.pad_token_id)
         return [
-            (text, int(prompt_count), _count_new_tokens(row.tolist(), stop_ids))
-            for text, prompt_count, row in zip(texts, prompt_counts, new_tokens, strict=True)
+            (text, len(row), _count_new_tokens(tokens.tolist(), stop_ids))
+            for text, row, tokens in zip(texts, rows, new_tokens, strict=True)
         ]
+
+    def _pad(self, rows: list[list[int]], *, prefix_length: int) -> tuple[Any, Any]:
+        """Left padding, or with a shared prefix, padding between the prefix and the rest.
+
+        [prefix][pad...][rest]: the prefix's cached keys and values serve every row, and the
+        positions, counted on the attention mask, are the same as without padding.
+        """
+        pad = self.tokenizer.pad_token_id
+        rests = [row[prefix_length:] for row in rows]
+        width = max(len(rest) for rest in rests)
+        ids, mask = [], []
+        for rest in rests:
+            gap = width - len(rest)
+            ids.append(list(rows[0][:prefix_length]) + [pad] * gap + rest)
+            mask.append([1] * prefix_length + [0] * gap + [1] * len(rest))
+        return (
+            torch.tensor(ids, dtype=torch.long, device=self.device),
+            torch.tensor(mask, dtype=torch.long, device=self.device),
+        )
+
+    def _shared_prefix(self, rows: list[list[int]]) -> tuple[int, ...]:
+        """Token ids every row starts with and whose keys and values are worth caching.
+
+        A prefix cached by an earlier batch serves any batch it starts, a batch of one too
+        (a quick draft after a class). Otherwise the batch's longest common prefix, cut after
+        its last end of turn: the system turn is the same for every student of a subject,
+        what follows depends on the trimester and the grades, and a prefix that specific
+        would not serve the next batch. Every row keeps at least one token of its own.
+        """
+        shortest = min(len(row) for row in rows)
+        for prefix in reversed(self._prefixes):
+            if len(prefix) < shortest and all(tuple(row[: len(prefix)]) == prefix for row in rows):
+                return prefix
+        if len(rows) < 2:
+            return ()
+        length = 0
+        while length < shortest - 1 and all(row[length] == rows[0][length] for row in rows):
+            length += 1
+        common = rows[0][:length]
+        end_of_turn = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
+        if end_of_turn in common:
+            length = len(common) - common[::-1].index(end_of_turn)
+        return tuple(rows[0][:length]) if length >= PREFIX_CACHE_MIN_TOKENS else ()
+
+    def _prefix_cache_for_batch(self, prefix: tuple[int, ...], *, batch: int) -> Any:
+        """A fresh cache holding the prefix's keys and values for every row of the batch."""
+        from transformers import DynamicCache
+
+        layers = self._prefixes.get(prefix)
+        if layers is None:
+            with torch.inference_mode():
+                output = self.model(
+                    input_ids=torch.tensor([prefix], dtype=torch.long, device=self.device),
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+            layers = [(keys, values) for keys, values, *_ in output.cache]
+            self._prefixes[prefix] = layers
+            if len(self._prefixes) > PREFIX_CACHE_ENTRIES:
+                self._prefixes.popitem(last=False)
+            self.prefix_stats["computed"] += 1
+            self.prefix_stats["tokens_saved"] -= len(prefix)
+        else:
+            self._prefixes.move_to_end(prefix)
+            self.prefix_stats["reused"] += 1
+        self.prefix_stats["tokens_saved"] += len(prefix) * batch
+        # generate() appends to the cache it is given: each batch gets its own copy.
+        with torch.inference_mode():
+            return DynamicCache(
+                [
+                    (
+                        keys.expand(batch, -1, -1, -1).clone(),
+                        values.expand(batch, -1, -1, -1).clone(),
+                    )
+                    for keys, values in layers
+                ]
+            )
 
     def _rng_devices(self) -> list[int]:
         if self.device is not None and self.device.type == "cuda":
@@ -326,6 +427,19 @@ def kv_cache_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     element = torch.finfo(dtype).bits // 8
     return 2 * config.num_hidden_layers * kv_heads * head_dim * element
+
+
+def _contiguous_input(module: Any, args: tuple) -> tuple:
+    """Hand the output layer a contiguous input.
+
+    At prefill, generate() asks for the last position's logits only, and the model slices
+    its hidden states to (batch, 1, hidden): a strided view. torch.matmul folds such an input
+    into one matrix product only when the weight requires grad, which PEFT turns off when it
+    freezes the base; otherwise it broadcasts the 128256-row output weight over the batch and
+    copies it (6.3 GB for a batch of 8 in bf16: 21 of 28 seconds of a CPU prefill, measured
+    in bench/README.md). Copying the few rows of hidden states instead costs nothing.
+    """
+    return (args[0].contiguous(), *args[1:])
 
 
 def _count_new_tokens(row: list[int], stop_ids: set[int]) -> int:
