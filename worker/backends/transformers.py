@@ -235,10 +235,11 @@ class TransformersBackend(BaseBackend):
                     outputs.update(zip(chunk, texts, strict=True))
                     position += len(chunk)
             logger.info(
-                "Generated %d texts in %.1f s (batch size %d)",
+                "Generated %d texts in %.1f s (batch size %d; prefix cache: %s)",
                 len(requests),
                 time.monotonic() - started,
                 batch_size,
+                self.prefix_stats if self.prefix_cache else "off",
             )
             return [
                 GenerationResult(
