@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -60,14 +61,11 @@ def _cells(
 
 
 def assignment_and_term_or_404(
-    request: HttpRequest, assignment_pk: int, term_pk: int, *, own_only: bool
+    assignments: QuerySet[TeachingAssignment], assignment_pk: int, term_pk: int
 ) -> tuple[TeachingAssignment, Term]:
-    queryset = (
-        selectors.own_assignments(user=request.user)
-        if own_only
-        else selectors.visible_assignments(user=request.user)
-    )
-    assignment = get_object_or_404(queryset, pk=assignment_pk)
+    """The assignment among those the user may open (a selector's queryset) and one of its
+    year's terms; anything else is the same 404 as a missing object."""
+    assignment = get_object_or_404(assignments, pk=assignment_pk)
     term = selectors.term_for_assignment(assignment=assignment, term_pk=term_pk)
     if term is None:
         raise Http404("No such term for this class")
@@ -104,7 +102,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def class_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
-    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=False)
+    assignment, term = assignment_and_term_or_404(
+        selectors.visible_assignments(user=request.user), assignment_pk, term_pk
+    )
     editable = selectors.can_edit_assessments(user=request.user, assignment=assignment, term=term)
     rows = selectors.class_sheet(assignment=assignment, term=term)
     for row in rows:
@@ -136,7 +136,9 @@ def cell_update(
     if field not in TermAssessment.INPUT_FIELDS:
         raise Http404("Unknown field")
     # Only the assignment's own teacher edits: anyone else gets the same 404 as a missing object.
-    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(
+        selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    )
     student = get_object_or_404(Student, pk=student_pk, school_class_id=assignment.school_class_id)
     raw_value = request.POST.get("value", "")
     error = ""

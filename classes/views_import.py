@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from . import selectors
 from .import_services import ImportPlan, import_apply, import_preview
 from .imports import MAX_ROWS, ImportFileError, parse_class_file
 from .models import TeachingAssignment, Term
@@ -110,7 +111,9 @@ def _example_csv() -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     """GET: the upload form (`?modele=csv`: an example file). POST: the preview, or the errors."""
-    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(
+        selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    )
     if request.method == "GET" and request.GET.get("modele") == "csv":
         return _example_csv()
     if term.is_closed:
@@ -146,7 +149,9 @@ def import_upload(request: HttpRequest, assignment_pk: int, term_pk: int) -> Htt
 @require_POST
 def import_confirm(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     """Apply the previewed import in one transaction, then back to the class page."""
-    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(
+        selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    )
     if term.is_closed:
         return _closed(request, assignment, term)
     try:

@@ -194,7 +194,9 @@ def export_index(request: HttpRequest) -> HttpResponse:
 
 def _assignment_export(request: HttpRequest, assignment_pk: int, term_pk: int):
     # Own assignments and, for a department head, those of the subjects they head.
-    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=False)
+    assignment, term = assignment_and_term_or_404(
+        class_selectors.visible_assignments(user=request.user), assignment_pk, term_pk
+    )
     return assignment, export_selectors.assignment_export(assignment=assignment, term=term)
 
 

@@ -557,12 +557,13 @@ def feedback_rate(*, feedback: Feedback, user: Teacher, rating: str, reason: str
     return feedback
 
 
-def _head_check(*, appreciation: Appreciation, user: Teacher) -> None:
-    if (
-        not user.is_department_head
-        or not user.headed_subjects.filter(pk=appreciation.subject_id).exists()
-    ):
+def _ensure_heads_subject(*, user: Teacher, subject_id: int) -> None:
+    if not user.is_department_head or not user.headed_subjects.filter(pk=subject_id).exists():
         raise PermissionDenied("Only a head of this subject reviews it.")
+
+
+def _head_check(*, appreciation: Appreciation, user: Teacher) -> None:
+    _ensure_heads_subject(user=user, subject_id=appreciation.subject_id)
     if appreciation.student.school_class.school_id != user.school_id:
         raise PermissionDenied("Another school's appreciation.")
     ensure_term_open(appreciation.term)
@@ -590,11 +591,7 @@ def appreciation_approve(
 @transaction.atomic
 def appreciation_approve_all(*, assignment: TeachingAssignment, term: Term, user: Teacher) -> int:
     """Approve every validated appréciation of one class in a subject the user heads."""
-    if (
-        not user.is_department_head
-        or not user.headed_subjects.filter(pk=assignment.subject_id).exists()
-    ):
-        raise PermissionDenied("Only a head of this subject reviews it.")
+    _ensure_heads_subject(user=user, subject_id=assignment.subject_id)
     ensure_term_open(term)
     return Appreciation.objects.filter(
         student__school_class_id=assignment.school_class_id,

@@ -59,7 +59,9 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
 @login_required
 @require_GET
 def review_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
-    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(
+        class_selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    )
     return render(
         request,
         "generation/review.html",
@@ -71,7 +73,9 @@ def review_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpR
 @require_POST
 def job_start(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     """Generate the class, or one student when the form names one ("Générer"/"Régénérer")."""
-    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(
+        class_selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    )
     students = None
     if request.POST.get("student"):
         student = get_object_or_404(
@@ -177,7 +181,9 @@ def _render_row(request, *, assignment, term, student, **extra) -> HttpResponse:
 def appreciation_validate(
     request: HttpRequest, assignment_pk: int, term_pk: int, student_pk: int
 ) -> HttpResponse:
-    assignment, term = assignment_and_term_or_404(request, assignment_pk, term_pk, own_only=True)
+    assignment, term = assignment_and_term_or_404(
+        class_selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    )
     student = get_object_or_404(Student, pk=student_pk, school_class_id=assignment.school_class_id)
     form = ValidateForm(request.POST)
     error = conflict_text = ""
@@ -247,20 +253,14 @@ def head_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _headed_assignment(request, assignment_pk: int, term_pk: int):
-    assignment = get_object_or_404(
-        class_selectors.headed_assignments(user=request.user, include_own=True), pk=assignment_pk
-    )
-    term = class_selectors.term_for_assignment(assignment=assignment, term_pk=term_pk)
-    if term is None:
-        raise Http404("No such term")
-    return assignment, term
-
-
 @login_required
 @require_GET
 def head_review(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
-    assignment, term = _headed_assignment(request, assignment_pk, term_pk)
+    assignment, term = assignment_and_term_or_404(
+        class_selectors.headed_assignments(user=request.user, include_own=True),
+        assignment_pk,
+        term_pk,
+    )
     rows = selectors.review_rows(assignment=assignment, term=term)
     return render(
         request,
@@ -341,7 +341,11 @@ def appreciation_return(request: HttpRequest, appreciation_pk: int) -> HttpRespo
 @login_required
 @require_POST
 def approve_all(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
-    assignment, term = _headed_assignment(request, assignment_pk, term_pk)
+    assignment, term = assignment_and_term_or_404(
+        class_selectors.headed_assignments(user=request.user, include_own=True),
+        assignment_pk,
+        term_pk,
+    )
     try:
         count = services.appreciation_approve_all(
             assignment=assignment, term=term, user=request.user
