@@ -39,6 +39,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from bench.machine import cpu_model  # noqa: E402
 from classes.models import (  # noqa: E402
     Level,
     School,
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         "database": connection.vendor + " (in memory)",
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "setup_s": round(setup_s, 2),
         "formats": results,

@@ -28,7 +28,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from peft import LoraConfig, get_peft_model  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -48,10 +46,19 @@ from transformers import (  # noqa: E402
     LlamaForCausalLM,
 )
 
+from bench.machine import cpu_model  # noqa: E402
 from generation.backends import GenerationRequest  # noqa: E402
 from generation.prompts import CHAT_TEMPLATE_DATE, PromptInputs, build_messages  # noqa: E402
 from worker.backends.transformers import TransformersBackend  # noqa: E402
-from worker.testing import BOS, EOM, EOS, EOT, build_test_model, build_tokenizer  # noqa: E402
+from worker.testing import (  # noqa: E402
+    BOS,
+    EOM,
+    EOS,
+    EOT,
+    build_test_model,
+    build_tokenizer,
+    write_model_pair,
+)
 
 LABELS = {
     "card": "Card's way",
@@ -66,7 +73,6 @@ WAYS = ("card", "ours", "ours-no-prefix-cache")
 # The model card's sampling settings.
 TEMPERATURE = 1.5
 MIN_P = 0.1
-TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def llama32_3b_config(tokenizer) -> LlamaConfig:
@@ -116,19 +122,10 @@ def build_random_3b(directory: Path) -> tuple[Path, Path]:
         temperature=0.6,
         top_p=0.9,
     )
-    model.save_pretrained(base_dir)
-    tokenizer.save_pretrained(base_dir)
-    lora = LoraConfig(
-        r=16, lora_alpha=16, lora_dropout=0.0, target_modules=TARGET_MODULES, task_type="CAUSAL_LM"
+    write_model_pair(
+        directory, model=model, tokenizer=tokenizer, lora_rank=16, lora_alpha=16, lora_b_std=0.02
     )
-    peft_model = get_peft_model(model, lora)
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(std=0.02)
-    peft_model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
-    del model, peft_model
+    del model
     gc.collect()
     done.write_text("ok\n")
     return base_dir, adapter_dir
@@ -303,17 +300,6 @@ def machine(device: torch.device) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
-
-
-def cpu_model() -> str:
-    try:
-        output = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return platform.processor()
-    for line in output.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -54,7 +54,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -62,6 +62,8 @@ from urllib.parse import unquote, urlencode, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import cpu_model  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "load.json"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/appreciation_bench"
@@ -223,16 +225,15 @@ def seed(*, teachers: int) -> None:
     from django.db import transaction
     from django.utils import timezone
 
+    from classes.demo import create_year_and_terms
     from classes.models import (
         Level,
         School,
         SchoolClass,
-        SchoolYear,
         Student,
         Subject,
         Teacher,
         TeachingAssignment,
-        Term,
         TermAssessment,
     )
     from generation.models import Draft, GenerationJob
@@ -246,40 +247,13 @@ def seed(*, teachers: int) -> None:
             " run again with --reset."
         )
     today = timezone.localdate()
-    start_year = today.year if today.month >= 8 else today.year - 1
     rng = random.Random(2026)
     # One hash for every account: PBKDF2 costs about half a second each.
     password = make_password(PASSWORD)
     with transaction.atomic():
         school = School.objects.create(name=SCHOOL_NAME, uai="0000000B")
-        year = SchoolYear.objects.create(
-            school=school,
-            name=f"{start_year}-{start_year + 1}",
-            start_date=date(start_year, 9, 1),
-            end_date=date(start_year + 1, 7, 4),
-        )
-        t2_start = today - timedelta(days=20)
-        terms = [
-            Term.objects.create(
-                school_year=year,
-                number=1,
-                start_date=t2_start - timedelta(days=90),
-                end_date=t2_start - timedelta(days=1),
-                is_closed=True,
-            ),
-            Term.objects.create(
-                school_year=year,
-                number=2,
-                start_date=t2_start,
-                end_date=t2_start + timedelta(days=89),
-            ),
-            Term.objects.create(
-                school_year=year,
-                number=3,
-                start_date=t2_start + timedelta(days=90),
-                end_date=t2_start + timedelta(days=180),
-            ),
-        ]
+        # The demo school's calendar: trimester 2 current, trimester 1 closed.
+        year, terms = create_year_and_terms(school=school, today=today)
         level, _ = Level.objects.get_or_create(
             code="2nde", defaults={"name": "Seconde", "order": 1}
         )
@@ -900,17 +874,6 @@ def profile_endpoints(repeat: int = 15) -> dict:
             "bytes": max(sizes),
         }
     return result
-
-
-def cpu_model() -> str:
-    try:
-        output = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return platform.processor()
-    for line in output.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def postgres_version() -> str:

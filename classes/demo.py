@@ -114,26 +114,13 @@ def school_year_bounds(today: date) -> tuple[date, date, str]:
     return date(start_year, 9, 1), date(start_year + 1, 7, 4), f"{start_year}-{start_year + 1}"
 
 
-def _rating(rng: random.Random, base: float) -> Decimal:
-    return Decimal(str(max(0, min(10, round(base + rng.uniform(-2, 2))))))
-
-
-@transaction.atomic
-def seed_demo(*, today: date | None = None, seed: int = 2026) -> DemoResult:
-    """Create the demo school once; running it again changes nothing."""
-    today = today or timezone.localdate()
-    existing = School.objects.filter(name=DEMO_SCHOOL_NAME).first()
-    if existing is not None:
-        return DemoResult(existing, False, DEMO_LOGINS, DEMO_PASSWORD)
-
-    rng = random.Random(seed)
-    school = School.objects.create(name=DEMO_SCHOOL_NAME, uai="0000000X")
+def create_year_and_terms(*, school: School, today: date) -> tuple[SchoolYear, list[Term]]:
+    """This school year with its three trimesters. Trimester 2 is the current one, so a year's
+    evolution shows; trimester 1 is closed (read-only), as after its class council."""
     year_start, year_end, year_name = school_year_bounds(today)
     year = SchoolYear.objects.create(
         school=school, name=year_name, start_date=year_start, end_date=year_end
     )
-    # Trimester 2 is the current one, so the demo shows a year's evolution; trimester 1 is
-    # closed (read-only) as it would be after its class council.
     t2_start = today - timedelta(days=20)
     terms = [
         Term.objects.create(
@@ -156,6 +143,24 @@ def seed_demo(*, today: date | None = None, seed: int = 2026) -> DemoResult:
             end_date=t2_start + timedelta(days=180),
         ),
     ]
+    return year, terms
+
+
+def _rating(rng: random.Random, base: float) -> Decimal:
+    return Decimal(str(max(0, min(10, round(base + rng.uniform(-2, 2))))))
+
+
+@transaction.atomic
+def seed_demo(*, today: date | None = None, seed: int = 2026) -> DemoResult:
+    """Create the demo school once; running it again changes nothing."""
+    today = today or timezone.localdate()
+    existing = School.objects.filter(name=DEMO_SCHOOL_NAME).first()
+    if existing is not None:
+        return DemoResult(existing, False, DEMO_LOGINS, DEMO_PASSWORD)
+
+    rng = random.Random(seed)
+    school = School.objects.create(name=DEMO_SCHOOL_NAME, uai="0000000X")
+    year, terms = create_year_and_terms(school=school, today=today)
     history = Subject.objects.get(school=None, short_name="HG")
     hggsp = Subject.objects.get(school=None, short_name="HGGSP")
 

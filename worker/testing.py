@@ -38,6 +38,8 @@ SPECIAL_TOKENS = [
     EOT,
     "<|python_tag|>",
 ]
+# The adapter's target modules (its adapter_config.json).
+LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TEST_VOCAB_SIZE = 640
 SEED = 1234
 
@@ -99,9 +101,6 @@ def build_test_model(directory: Path) -> tuple[Path, Path]:
 
     Deterministic (fixed seeds), a few hundred KB, no network. Returns (base, adapter).
     """
-    directory = Path(directory)
-    base_dir = directory / "base"
-    adapter_dir = directory / "adapter"
     tokenizer = build_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
 
@@ -134,35 +133,46 @@ def build_test_model(directory: Path) -> tuple[Path, Path]:
         top_k=50,
         top_p=0.9,
     )
+    return write_model_pair(
+        directory, model=model, tokenizer=tokenizer, lora_rank=8, lora_alpha=16, lora_b_std=0.5
+    )
+
+
+def write_model_pair(
+    directory: Path,
+    *,
+    model: LlamaForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    lora_rank: int,
+    lora_alpha: int,
+    lora_b_std: float,
+    seed: int = SEED,
+) -> tuple[Path, Path]:
+    """Save `model` to <directory>/base and a random LoRA over it, on the adapter's seven
+    projections, to <directory>/adapter, each with the tokenizer. Returns (base, adapter)."""
+    directory = Path(directory)
+    base_dir = directory / "base"
+    adapter_dir = directory / "adapter"
     model.save_pretrained(base_dir, safe_serialization=True)
     tokenizer.save_pretrained(base_dir)
-
     lora_config = LoraConfig(
-        r=8,
-        lora_alpha=16,
+        r=lora_rank,
+        lora_alpha=lora_alpha,
         lora_dropout=0.0,
         bias="none",
-        target_modules=[
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ],
+        target_modules=list(LORA_TARGET_MODULES),
         task_type="CAUSAL_LM",
     )
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED + 1)  # lora_A's initialisation draws from the global RNG
+        torch.manual_seed(seed + 1)  # lora_A's initialisation draws from the global RNG
         peft_model = get_peft_model(model, lora_config)
     # peft starts lora_B at zero (the adapter changes nothing until trained): randomise it, or
     # merging would be invisible and a broken merge would go unnoticed.
-    generator = torch.Generator().manual_seed(SEED + 2)
+    generator = torch.Generator().manual_seed(seed + 2)
     with torch.no_grad():
         for name, parameter in peft_model.named_parameters():
             if "lora_B" in name:
-                noise = torch.randn(parameter.shape, generator=generator) * 0.5
+                noise = torch.randn(parameter.shape, generator=generator) * lora_b_std
                 parameter.copy_(noise.to(parameter.dtype))
     peft_model.save_pretrained(adapter_dir, safe_serialization=True)
     _set_adapter_base(adapter_dir, base_dir)
