@@ -127,12 +127,19 @@ def celery_worker(transactional_db, tiny_model_settings):
     """A real Celery worker consuming the `default` and `gpu` queues from the configured
     broker (Redis in CI, the in-process memory transport otherwise), in a thread of this
     process so it shares the test database."""
+    with running_worker() as worker:
+        yield worker
+
+
+def running_worker():
+    """Start a solo-pool worker on both queues in a thread, the queues emptied first (a
+    context manager; `celery_worker` and the database-recovery tests use it)."""
     from celery.contrib.testing.worker import start_worker
 
     from appreciation_site.celery import app
 
     app.control.purge()
-    with start_worker(
+    return start_worker(
         app,
         pool="solo",
         concurrency=1,
@@ -140,8 +147,7 @@ def celery_worker(transactional_db, tiny_model_settings):
         perform_ping_check=False,
         shutdown_timeout=60,
         loglevel="WARNING",
-    ) as worker:
-        yield worker
+    )
 
 
 def wait_for(predicate, *, timeout: float = 90.0, interval: float = 0.2):

@@ -41,7 +41,7 @@ from django.urls import reverse
 from generation import services
 from generation.backends import BaseBackend, GenerationResult, reset_backend_cache
 from generation.models import Draft, GenerationJob
-from tests.conftest import wait_for
+from tests.conftest import running_worker, wait_for
 from tests.factories import TermAssessmentFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -245,7 +245,6 @@ def steady_worker(transactional_db, settings):
     """
     from celery.contrib.testing import worker as celery_testing
 
-    from appreciation_site.celery import app
     from generation.tasks import recover_after_restart
 
     settings.APPRECIATION_BACKEND = f"{__name__}.SteadyBackend"
@@ -262,17 +261,8 @@ def steady_worker(transactional_db, settings):
             ready.set()
 
     celery_testing.test_worker_started.connect(on_started, weak=False)
-    app.control.purge()
     try:
-        with celery_testing.start_worker(
-            app,
-            pool="solo",
-            concurrency=1,
-            queues=["default", "gpu"],
-            perform_ping_check=False,
-            shutdown_timeout=60,
-            loglevel="WARNING",
-        ):
+        with running_worker():
             assert ready.wait(30), "the worker did not start"
             yield held
     finally:
