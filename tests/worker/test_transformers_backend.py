@@ -85,11 +85,11 @@ def out_of_memory_on_first_batch(backend, monkeypatch) -> list[int]:
     real_batch = backend._generate_batch
     sizes = []
 
-    def first_call_runs_out_of_memory(prompts):
-        sizes.append(len(prompts))
+    def first_call_runs_out_of_memory(rows):
+        sizes.append(len(rows))
         if len(sizes) == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real_batch(prompts)
+        return real_batch(rows)
 
     monkeypatch.setattr(backend, "_generate_batch", first_call_runs_out_of_memory)
     return sizes
@@ -560,8 +560,8 @@ def test_out_of_memory_with_a_batch_of_one_raises(tiny_model, monkeypatch):
     backend.load()
     sizes = []
 
-    def always_out_of_memory(prompts):
-        sizes.append(len(prompts))
+    def always_out_of_memory(rows):
+        sizes.append(len(rows))
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
     monkeypatch.setattr(backend, "_generate_batch", always_out_of_memory)

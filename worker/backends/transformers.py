@@ -206,8 +206,14 @@ class TransformersBackend(BaseBackend):
             return []
         with self._lock:
             self.load()
-            prompts = [self.render_prompt(request.messages) for request in requests]
-            lengths = [len(self.tokenizer(p, add_special_tokens=False).input_ids) for p in prompts]
+            # The chat template already wrote <|begin_of_text|>: no second one.
+            rows = [
+                self.tokenizer(
+                    self.render_prompt(request.messages), add_special_tokens=False
+                ).input_ids
+                for request in requests
+            ]
+            lengths = [len(row) for row in rows]
             # Similar lengths side by side: less padding to compute in each batch.
             order = sorted(range(len(requests)), key=lambda index: lengths[index])
             outputs: dict[int, tuple[str, int, int]] = {}
@@ -220,7 +226,7 @@ class TransformersBackend(BaseBackend):
                 while position < len(order):
                     chunk = order[position : position + batch_size]
                     try:
-                        texts = self._generate_batch([prompts[index] for index in chunk])
+                        texts = self._generate_batch([rows[index] for index in chunk])
                     except torch.cuda.OutOfMemoryError:
                         self._prefixes.clear()
                         if torch.cuda.is_available():
@@ -270,10 +276,9 @@ class TransformersBackend(BaseBackend):
             size = min(size, self._oom_batch_cap)
         return size
 
-    def _generate_batch(self, prompts: list[str]) -> list[tuple[str, int, int]]:
-        """One padded batch through model.generate: (text, prompt tokens, new tokens) each."""
-        # The chat template already wrote <|begin_of_text|>: no second one.
-        rows = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
+    def _generate_batch(self, rows: list[list[int]]) -> list[tuple[str, int, int]]:
+        """One padded batch of tokenized prompts through model.generate: (text, prompt
+        tokens, new tokens) each."""
         prefix = self._shared_prefix(rows) if self.prefix_cache else ()
         input_ids, attention_mask = self._pad(rows, prefix_length=len(prefix))
         cache_kwargs = {}
