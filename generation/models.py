@@ -177,6 +177,11 @@ class Appreciation(models.Model):
     draft = models.ForeignKey(
         Draft, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # A draft that arrived while a human's text was final or returned: shown beside that text,
+    # never in its place, until the teacher validates it or sets it aside.
+    offered_draft = models.ForeignKey(
+        Draft, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     version = models.PositiveIntegerField(default=1)
     validated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -207,6 +212,18 @@ class Appreciation(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in (self.Status.VALIDATED, self.Status.APPROVED)
+
+    @property
+    def is_human_text(self) -> bool:
+        """A teacher wrote or validated the text: no draft may take its place."""
+        return self.status in HUMAN_TEXT_STATUSES
+
+
+HUMAN_TEXT_STATUSES = (
+    Appreciation.Status.VALIDATED,
+    Appreciation.Status.APPROVED,
+    Appreciation.Status.RETURNED,
+)
 
 
 class Feedback(models.Model):

@@ -9,7 +9,15 @@ from django.db.models import Count, Q
 from classes.models import Student, TeachingAssignment, Term
 from classes.selectors import StudentRow, class_sheet
 
-from .models import Appreciation, BannedPhrase, Draft, Feedback, GenerationJob, WorkerState
+from .models import (
+    HUMAN_TEXT_STATUSES,
+    Appreciation,
+    BannedPhrase,
+    Draft,
+    Feedback,
+    GenerationJob,
+    WorkerState,
+)
 from .prompts import PromptInputs
 
 
@@ -101,6 +109,58 @@ def students_with_final_appreciation(*, assignment: TeachingAssignment, term: Te
     )
 
 
+@dataclass(frozen=True)
+class GenerationPlan:
+    """What a class generation would do, student by student: the confirmation's counts."""
+
+    ready: list[StudentReadiness]
+    not_ready: list[StudentReadiness]
+    # Among the ready: a model draft awaiting review (replaced, the old one kept in history)
+    replace_ids: frozenset[int]
+    # ... and a text a human wrote (validated, approved, returned): offered beside, or skipped
+    human_text_ids: frozenset[int]
+
+    @property
+    def to_draft(self) -> list[StudentReadiness]:
+        return self.ready
+
+    @property
+    def new_count(self) -> int:
+        return len(self.ready) - len(self.replace_ids) - len(self.human_text_ids)
+
+    @property
+    def replace_count(self) -> int:
+        return len(self.replace_ids)
+
+    @property
+    def human_text_count(self) -> int:
+        return len(self.human_text_ids)
+
+
+def generation_plan(
+    *, assignment: TeachingAssignment, term: Term, students: list[Student] | None = None
+) -> GenerationPlan:
+    readiness = class_readiness(assignment=assignment, term=term, students=students)
+    ready = [r for r in readiness if r.is_ready]
+    statuses = dict(
+        Appreciation.objects.filter(
+            student_id__in=[r.student.pk for r in ready],
+            subject_id=assignment.subject_id,
+            term=term,
+        ).values_list("student_id", "status")
+    )
+    return GenerationPlan(
+        ready=ready,
+        not_ready=[r for r in readiness if not r.is_ready],
+        replace_ids=frozenset(
+            pk for pk, status in statuses.items() if status == Appreciation.Status.GENERATED
+        ),
+        human_text_ids=frozenset(
+            pk for pk, status in statuses.items() if status in HUMAN_TEXT_STATUSES
+        ),
+    )
+
+
 def _number(value) -> float | None:
     return None if value is None else float(value)
 
@@ -122,6 +182,17 @@ def dataset_inputs(
     }
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    """A text this appreciation had: a human's validated text or a model's draft."""
+
+    kind: str  # "human" or "model"
+    text: str
+    at: object  # datetime
+    author: object = None  # the teacher, for a human text
+    draft_id: int | None = None  # the draft, for a model text
+
+
 @dataclass
 class ReviewRow:
     readiness: StudentReadiness
@@ -130,6 +201,8 @@ class ReviewRow:
     feedback: Feedback | None = None
     # Earlier drafts of this student, kept when a new one is asked for ("Régénérer").
     history: list[Draft] = field(default_factory=list)
+    # Every earlier text, human or model, newest first, the current one left out.
+    text_history: list[HistoryEntry] = field(default_factory=list)
 
     @property
     def student(self) -> Student:
@@ -147,6 +220,17 @@ class ReviewRow:
     def text(self) -> str:
         return self.appreciation.text if self.appreciation else ""
 
+    @property
+    def offered_draft(self) -> Draft | None:
+        return self.appreciation.offered_draft if self.appreciation else None
+
+    @property
+    def shown_flags(self) -> list[dict]:
+        """The draft's flags while the text is the draft's: never over a teacher's own text."""
+        if not self.draft or self.appreciation.is_human_text or self.text != self.draft.text:
+            return []
+        return self.draft.flags
+
 
 def review_rows(
     *, assignment: TeachingAssignment, term: Term, students: list[Student] | None = None
@@ -161,13 +245,19 @@ def review_rows(
         a.student_id: a
         for a in Appreciation.objects.filter(
             student_id__in=student_ids, subject_id=assignment.subject_id, term=term
-        ).select_related("draft", "validated_by", "returned_by", "approved_by")
+        ).select_related("draft", "offered_draft", "validated_by", "returned_by", "approved_by")
     }
-    feedback = {}
-    for item in Feedback.objects.filter(
-        appreciation__in=[a.pk for a in appreciations.values()]
-    ).order_by("validated_at"):
+    feedback: dict[int, Feedback] = {}
+    human_texts: dict[int, list[HistoryEntry]] = {}
+    for item in (
+        Feedback.objects.filter(appreciation__in=[a.pk for a in appreciations.values()])
+        .select_related("validated_by")
+        .order_by("validated_at")
+    ):
         feedback[item.appreciation_id] = item
+        human_texts.setdefault(item.appreciation_id, []).append(
+            HistoryEntry("human", item.final_text, item.validated_at, author=item.validated_by)
+        )
     history: dict[int, list[Draft]] = {}
     for draft in Draft.objects.filter(
         student_id__in=student_ids,
@@ -179,7 +269,16 @@ def review_rows(
     result = []
     for row in rows:
         appreciation = appreciations.get(row.student.pk)
-        current_draft_id = appreciation.draft_id if appreciation else None
+        shown = {appreciation.draft_id, appreciation.offered_draft_id} if appreciation else set()
+        drafts = [d for d in history.get(row.student.pk, []) if d.pk not in shown]
+        current_text = appreciation.text if appreciation else ""
+        entries = [
+            entry
+            for entry in (human_texts.get(appreciation.pk, []) if appreciation else [])
+            if entry.text != current_text
+        ]
+        entries += [HistoryEntry("model", d.text, d.generated_at, draft_id=d.pk) for d in drafts]
+        entries.sort(key=lambda entry: entry.at, reverse=True)
         result.append(
             ReviewRow(
                 readiness=prompt_inputs_for_row(
@@ -188,10 +287,22 @@ def review_rows(
                 row=row,
                 appreciation=appreciation,
                 feedback=feedback.get(appreciation.pk) if appreciation else None,
-                history=[d for d in history.get(row.student.pk, []) if d.pk != current_draft_id],
+                history=drafts,
+                text_history=_unique_texts(entries),
             )
         )
     return result
+
+
+def _unique_texts(entries: list[HistoryEntry]) -> list[HistoryEntry]:
+    """Each text once (a text validated twice is one entry), newest first."""
+    seen: set[str] = set()
+    unique = []
+    for entry in entries:
+        if entry.text not in seen:
+            seen.add(entry.text)
+            unique.append(entry)
+    return unique
 
 
 def head_queue(*, user) -> list[tuple[TeachingAssignment, Term, int, int]]:

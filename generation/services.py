@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from rapidfuzz.distance import Levenshtein
@@ -20,6 +20,7 @@ from classes.services import ensure_term_open
 
 from . import selectors
 from .backends import BaseBackend, ModelLoadError, get_backend
+from .checks import CheckFlag, check_text
 from .drafting import DraftItem, draft_with_checks
 from .models import Appreciation, Draft, Feedback, GenerationJob, QuickDraft, WorkerState
 from .prompts import PROMPT_VERSION, PromptInputs, build_messages
@@ -53,6 +54,13 @@ class JobAlreadyActiveError(ValidationError):
         self.job = job
 
 
+class FinalTexts(models.TextChoices):
+    """What a class generation does for the students whose text a human wrote."""
+
+    OFFER = "offer", "proposer un nouveau brouillon à côté du texte de l'enseignant"
+    SKIP = "skip", "ne pas y toucher"
+
+
 @transaction.atomic
 def job_create(
     *,
@@ -60,30 +68,36 @@ def job_create(
     term: Term,
     user: Teacher,
     students: Sequence[Student] | None = None,
+    finals: str = FinalTexts.SKIP,
 ) -> GenerationJob:
-    """Create a job and one pending draft per ready student; enqueue after commit."""
+    """Create a job and one pending draft per ready student; enqueue after commit.
+
+    A student whose text a human wrote (validated, approved or returned) gets a new draft
+    offered beside that text, never in its place; a class run can leave them out instead
+    (`finals=SKIP`). "Régénérer" on one student always offers.
+    """
     if assignment.teacher_id != user.pk:
         raise PermissionDenied("Only the assignment's teacher generates its drafts.")
+    if finals not in FinalTexts.values:
+        raise ValidationError("Choix inconnu pour les appréciations déjà validées.")
     ensure_term_open(term)
-    readiness = selectors.class_readiness(
+    plan = selectors.generation_plan(
         assignment=assignment, term=term, students=list(students) if students else None
     )
-    ready = [r for r in readiness if r.is_ready]
-    if students is None:
-        # A class run never replaces what a teacher already validated; "Régénérer" on one
-        # student does, on purpose.
-        final = selectors.students_with_final_appreciation(assignment=assignment, term=term)
-        ready = [r for r in ready if r.student.pk not in final]
-        if readiness and not ready and any(r.is_ready for r in readiness):
+    ready = plan.to_draft
+    if students is None and finals == FinalTexts.SKIP:
+        ready = [r for r in ready if r.student.pk not in plan.human_text_ids]
+        if plan.ready and not ready:
             raise ValidationError(
-                "Toutes les appréciations prêtes sont déjà validées : utilisez « Régénérer »"
-                " sur un élève pour en demander une nouvelle.",
+                "Toutes les appréciations prêtes sont déjà validées ou renvoyées : rien n'est"
+                " à rédiger. Choisissez « proposer un nouveau brouillon à côté » pour en"
+                " obtenir un sans toucher à votre texte.",
                 code="all_final",
             )
     if not ready:
         raise ValidationError(
-            "Aucun élève n'a toutes ses saisies (moyenne, comportement, participation, travail)"
-            " : complétez le tableau avant de générer.",
+            "Aucun élève n'a toutes ses saisies du trimestre (moyenne, comportement,"
+            " participation, travail) : complétez le tableau avant de générer.",
             code="nothing_ready",
         )
     existing = selectors.active_job(assignment=assignment, term=term)
@@ -140,8 +154,11 @@ def job_cancel(*, job: GenerationJob, user: Teacher) -> GenerationJob:
     job.status = GenerationJob.Status.CANCELLED
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "finished_at"])
-    # Running batches finish on their worker and are kept; the rest is not drafted.
-    job.drafts.filter(status=Draft.Status.PENDING).update(status=Draft.Status.CANCELLED)
+    # A batch already on a worker is thrown away when it comes back (_write_outcomes checks
+    # the job under the same lock): no draft is written after the job says cancelled.
+    job.drafts.filter(status__in=[Draft.Status.PENDING, Draft.Status.RUNNING]).update(
+        status=Draft.Status.CANCELLED, claimed_by="", claimed_at=None
+    )
     logger.info("Job %s cancelled by user %s", job.pk, user.pk)
     return job
 
@@ -289,9 +306,19 @@ def storable(text: str) -> str:
     return text.translate(_CONTROL_CHARACTERS)
 
 
-def _write_outcomes(*, outcomes, info: dict) -> None:
+def _write_outcomes(*, job_id: int, outcomes, info: dict) -> int:
+    """Store a batch's drafts, unless the job stopped meanwhile; returns how many were written."""
     now = timezone.now()
     with transaction.atomic():
+        # The job's row lock orders this write after a cancel (job_cancel takes it too).
+        status = (
+            GenerationJob.objects.select_for_update()
+            .values_list("status", flat=True)
+            .get(pk=job_id)
+        )
+        if status != GenerationJob.Status.RUNNING:
+            logger.info("Job %s is %s: a finished batch is not written", job_id, status)
+            return 0
         written = []
         for outcome in outcomes:
             # Conditional on RUNNING: a draft is written once, by the first worker to finish.
@@ -309,6 +336,7 @@ def _write_outcomes(*, outcomes, info: dict) -> None:
                 written.append(int(outcome.key))
         for draft in Draft.objects.filter(pk__in=written):
             appreciation_propose(draft=draft)
+    return len(written)
 
 
 def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = None) -> None:
@@ -363,7 +391,7 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
                 max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,
                 seed=seed,
             )
-            _write_outcomes(outcomes=outcomes, info=info)
+            _write_outcomes(job_id=job.pk, outcomes=outcomes, info=info)
             batch_index += 1
     except Exception as exc:
         logger.exception("Job %s failed during generation", job.pk)
@@ -444,21 +472,52 @@ class ConflictError(ValidationError):
 
 
 def appreciation_propose(*, draft: Draft) -> Appreciation:
-    """A generated draft becomes the proposal of its student's appreciation."""
+    """A generated draft reaches its student's appreciation.
+
+    It becomes the text only while the text is the model's own (no appreciation yet, or one
+    awaiting review; the earlier draft stays in the history). A text a human wrote
+    (validated, approved, returned) is never replaced: the draft is offered beside it.
+    """
     appreciation, created = Appreciation.objects.select_for_update().get_or_create(
         student_id=draft.student_id,
         subject_id=draft.subject_id,
         term_id=draft.term_id,
         defaults={"draft": draft, "text": draft.text},
     )
-    if not created and appreciation.draft_id != draft.pk:
-        appreciation.draft = draft
-        appreciation.text = draft.text
-        if appreciation.status != Appreciation.Status.RETURNED:
-            appreciation.status = Appreciation.Status.GENERATED
-        appreciation.version += 1
-        appreciation.save()
+    if created or draft.pk in (appreciation.draft_id, appreciation.offered_draft_id):
+        return appreciation
+    if appreciation.is_human_text:
+        appreciation.offered_draft = draft
+        # The text did not change: the version stays, so nobody's save is refused for it.
+        appreciation.save(update_fields=["offered_draft", "updated_at"])
+        return appreciation
+    appreciation.draft = draft
+    appreciation.text = draft.text
+    appreciation.version += 1
+    appreciation.save()
     return appreciation
+
+
+@transaction.atomic
+def appreciation_dismiss_offer(*, appreciation: Appreciation, user: Teacher) -> Appreciation:
+    """The teacher keeps their text and sets the offered draft aside (it stays in history)."""
+    appreciation = Appreciation.objects.select_for_update().get(pk=appreciation.pk)
+    _ensure_teacher_of(appreciation=appreciation, user=user)
+    if appreciation.offered_draft_id is not None:
+        appreciation.offered_draft = None
+        appreciation.save(update_fields=["offered_draft", "updated_at"])
+        logger.info("Appreciation %s: offered draft set aside by user %s", appreciation.pk, user.pk)
+    return appreciation
+
+
+def _ensure_teacher_of(*, appreciation: Appreciation, user: Teacher) -> None:
+    if not TeachingAssignment.objects.filter(
+        teacher=user,
+        school_class_id=appreciation.student.school_class_id,
+        subject_id=appreciation.subject_id,
+    ).exists():
+        raise PermissionDenied("Only the class's teacher in this subject decides.")
+    ensure_term_open(appreciation.term)
 
 
 def _check_version(appreciation: Appreciation | None, version: int) -> None:
@@ -467,13 +526,49 @@ def _check_version(appreciation: Appreciation | None, version: int) -> None:
         raise ConflictError(appreciation)
 
 
-def _clean_final_text(text: str) -> str:
+class NeedsConfirmationError(ValidationError):
+    """The text a teacher validates fails a check: they confirm, knowing which."""
+
+    def __init__(self, flags: Sequence[CheckFlag]) -> None:
+        super().__init__(
+            "À vérifier avant de valider : " + " ".join(flag.message for flag in flags),
+            code="needs_confirmation",
+        )
+        self.flags = list(flags)
+
+
+def _clean_final_text(text: str, *, max_chars: int) -> str:
     text = " ".join((text or "").split())
     if not text:
         raise ValidationError("L'appréciation est vide : écrivez un texte avant de valider.")
     if len(text) > 2000:
         raise ValidationError("L'appréciation est trop longue (2 000 caractères au plus).")
+    if len(text) > max_chars:
+        # Pronote and the report card cut what exceeds the school's limit: never validate it.
+        raise ValidationError(
+            f"L'appréciation compte {len(text)} caractères : la limite du bulletin fixée par"
+            f" l'établissement est de {max_chars}. Raccourcissez-la avant de valider.",
+            code="too_long_for_report_card",
+        )
     return text
+
+
+def _chosen_draft(*, appreciation: Appreciation | None, draft_id: int | None) -> Draft | None:
+    """The draft the validated text comes from: the offered one, an earlier one, or the
+    current one by default."""
+    current = appreciation.draft if appreciation else None
+    if draft_id is None or appreciation is None or draft_id == appreciation.draft_id:
+        return current
+    return (
+        Draft.objects.filter(
+            pk=draft_id,
+            student_id=appreciation.student_id,
+            subject_id=appreciation.subject_id,
+            term_id=appreciation.term_id,
+            status=Draft.Status.GENERATED,
+        ).first()
+        or current
+    )
 
 
 @transaction.atomic
@@ -486,16 +581,21 @@ def draft_validate(
     text: str,
     version: int,
     seconds_spent: int | None = None,
+    draft_id: int | None = None,
+    confirmed: bool = False,
 ) -> Appreciation:
     """The teacher validates a student's appréciation: the draft as is, edited, or their own.
 
-    Raises ConflictError when someone else saved it since `version` was read.
+    Raises ConflictError when someone else saved it since `version` was read, and
+    NeedsConfirmationError when the text fails a check and the teacher has not confirmed.
+    `draft_id` names the draft the text was taken from (an offered or earlier draft).
     Records the feedback (draft against final text) for the next adapter.
     """
     if assignment.teacher_id != user.pk or student.school_class_id != assignment.school_class_id:
         raise PermissionDenied("Only the assignment's teacher validates its appreciations.")
     ensure_term_open(term)
-    final_text = _clean_final_text(text)
+    school = assignment.school_class.school
+    final_text = _clean_final_text(text, max_chars=school.appreciation_max_chars)
     appreciation = (
         # of=self: PostgreSQL cannot lock the nullable side of the join to the draft.
         Appreciation.objects.select_for_update(of=("self",))
@@ -504,10 +604,23 @@ def draft_validate(
         .first()
     )
     _check_version(appreciation, version)
+    if not confirmed:
+        flags = check_text(
+            final_text,
+            forbidden_names=selectors.class_student_names(assignment=assignment),
+            banned_phrases=selectors.school_banned_phrases(school_id=school.pk),
+        )
+        if flags:
+            raise NeedsConfirmationError(flags)
+    draft = _chosen_draft(appreciation=appreciation, draft_id=draft_id)
     if appreciation is None:
         appreciation = Appreciation(student=student, subject_id=assignment.subject_id, term=term)
     now = timezone.now()
     appreciation.text = final_text
+    appreciation.draft = draft
+    if appreciation.offered_draft_id is not None and draft is not None:
+        if draft.pk == appreciation.offered_draft_id:
+            appreciation.offered_draft = None  # the teacher chose it
     appreciation.status = Appreciation.Status.VALIDATED
     appreciation.validated_by = user
     appreciation.validated_at = now
@@ -515,13 +628,12 @@ def draft_validate(
     appreciation.approved_at = None
     appreciation.version += 0 if appreciation.pk is None else 1
     appreciation.save()
-    draft = appreciation.draft
     draft_text = draft.text if draft else ""
     readiness = selectors.class_readiness(assignment=assignment, term=term, students=[student])[0]
     Feedback.objects.create(
         appreciation=appreciation,
         draft=draft,
-        school_id=assignment.school_class.school_id,
+        school_id=school.pk,
         validated_by=user,
         draft_text=draft_text,
         final_text=final_text,

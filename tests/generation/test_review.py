@@ -200,7 +200,7 @@ def test_approve_all_approves_only_validated(world):
     assert statuses == {students[0].pk: "approved", students[1].pk: "generated"}
 
 
-def test_new_draft_replaces_proposal_but_keeps_history(world, student):
+def test_new_draft_is_offered_beside_a_validated_text(world, student):
     appreciation = make_draft(world, student, text="Premier brouillon.")
     validate(world, student, "Premier brouillon.", appreciation.version)
     job2 = GenerationJob.objects.create(
@@ -216,9 +216,11 @@ def test_new_draft_replaces_proposal_but_keeps_history(world, student):
         text="Second brouillon.",
     )
     appreciation = services.appreciation_propose(draft=draft2)
-    # "Régénérer" asked for a new draft: it must be reviewed again.
-    assert appreciation.status == Appreciation.Status.GENERATED
-    assert appreciation.text == "Second brouillon."
+    # "Régénérer" asked for a new draft: it is offered beside the validated text, which stays
+    # in place (and on the report card) until the teacher validates something else.
+    assert appreciation.status == Appreciation.Status.VALIDATED
+    assert appreciation.text == "Premier brouillon."
+    assert appreciation.offered_draft == draft2
     assert Draft.objects.filter(student=student).count() == 2
 
 
