@@ -6,17 +6,29 @@ from django import forms
 
 from classes.models import Level
 
-from .models import Feedback
+from .models import Feedback, FinalTexts
 
 TRIMESTER_CHOICES = [(1, "1er trimestre"), (2, "2e trimestre"), (3, "3e trimestre")]
 
 
 class ValidateForm(forms.Form):
-    text = forms.CharField(
-        label="Appréciation", max_length=2000, required=False, widget=forms.Textarea
-    )
+    # No max_length here: the service says what is too long, in the teacher's words.
+    text = forms.CharField(label="Appréciation", required=False, widget=forms.Textarea)
     version = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
     seconds_spent = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
+    # The draft the text was taken from (an offered or earlier one), and the teacher's
+    # confirmation of a text the checks flag.
+    draft = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class JobStartForm(forms.Form):
+    """« Générer » for the class, or one student (« Régénérer »)."""
+
+    student = forms.IntegerField(min_value=1, required=False)
+    finals = forms.ChoiceField(
+        choices=FinalTexts.choices, required=False, initial=FinalTexts.SKIP
+    )
 
 
 class VersionForm(forms.Form):

@@ -226,6 +226,13 @@ HUMAN_TEXT_STATUSES = (
 )
 
 
+class FinalTexts(models.TextChoices):
+    """What a class generation does for the students whose text a human wrote."""
+
+    OFFER = "offer", "proposer un nouveau brouillon à côté du texte de l'enseignant"
+    SKIP = "skip", "ne pas y toucher"
+
+
 class Feedback(models.Model):
     """One validation: the model's draft against the teacher's final text.
 

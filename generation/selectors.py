@@ -305,6 +305,26 @@ def _unique_texts(entries: list[HistoryEntry]) -> list[HistoryEntry]:
     return unique
 
 
+def validated_count(*, school_class_id: int, subject_id: int, term: Term) -> int:
+    """Validated and not yet approved: what « Tout approuver » would approve."""
+    return Appreciation.objects.filter(
+        student__school_class_id=school_class_id,
+        subject_id=subject_id,
+        term=term,
+        status=Appreciation.Status.VALIDATED,
+    ).count()
+
+
+def final_count(*, assignment: TeachingAssignment, term: Term) -> int:
+    """Validated or approved appréciations of the class in the subject: the page's counter."""
+    return Appreciation.objects.filter(
+        student__school_class_id=assignment.school_class_id,
+        subject_id=assignment.subject_id,
+        term=term,
+        status__in=[Appreciation.Status.VALIDATED, Appreciation.Status.APPROVED],
+    ).count()
+
+
 def head_queue(*, user) -> list[tuple[TeachingAssignment, Term, int, int]]:
     """For a department head: per class and term, validated appréciations awaiting approval.
 

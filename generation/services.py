@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from rapidfuzz.distance import Levenshtein
@@ -22,7 +22,15 @@ from . import selectors
 from .backends import BaseBackend, ModelLoadError, get_backend
 from .checks import CheckFlag, check_text
 from .drafting import DraftItem, draft_with_checks
-from .models import Appreciation, Draft, Feedback, GenerationJob, QuickDraft, WorkerState
+from .models import (
+    Appreciation,
+    Draft,
+    Feedback,
+    FinalTexts,
+    GenerationJob,
+    QuickDraft,
+    WorkerState,
+)
 from .prompts import PROMPT_VERSION, PromptInputs, build_messages
 
 logger = logging.getLogger(__name__)
@@ -52,13 +60,6 @@ class JobAlreadyActiveError(ValidationError):
             code="job_active",
         )
         self.job = job
-
-
-class FinalTexts(models.TextChoices):
-    """What a class generation does for the students whose text a human wrote."""
-
-    OFFER = "offer", "proposer un nouveau brouillon à côté du texte de l'enseignant"
-    SKIP = "skip", "ne pas y toucher"
 
 
 @transaction.atomic

@@ -14,6 +14,11 @@ urlpatterns = [
         views.appreciation_validate,
         name="validate",
     ),
+    path(
+        f"{CLASS}appreciations/eleve/<int:student_pk>/garder-mon-texte/",
+        views.offer_dismiss,
+        name="offer_dismiss",
+    ),
     path("generations/<int:job_pk>/progression/", views.job_progress, name="job_progress"),
     path("generations/<int:job_pk>/annuler/", views.job_cancel, name="job_cancel"),
     path("generations/<int:job_pk>/reessayer/", views.job_retry, name="job_retry"),

@@ -12,14 +12,22 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from classes import selectors as class_selectors
 from classes.models import Student, TeachingAssignment, Term
 from classes.views import assignment_and_term_or_404
 
 from . import selectors, services
-from .forms import FeedbackForm, QuickDraftForm, ReturnForm, ValidateForm, VersionForm
-from .models import Appreciation, Feedback, GenerationJob, QuickDraft
+from .forms import (
+    FeedbackForm,
+    JobStartForm,
+    QuickDraftForm,
+    ReturnForm,
+    ValidateForm,
+    VersionForm,
+)
+from .models import Appreciation, Feedback, FinalTexts, GenerationJob, QuickDraft
 from .prompts import PromptInputs
 
 # htmx stops polling when a response has this status (and still swaps it).
@@ -36,13 +44,15 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
     editable = class_selectors.can_edit_assessments(
         user=request.user, assignment=assignment, term=term
     )
+    plan = selectors.generation_plan(assignment=assignment, term=term)
     return {
         "assignment": assignment,
         "term": term,
         "terms": class_selectors.terms_of_year(school_class=assignment.school_class),
         "rows": rows,
-        "ready_count": sum(1 for r in rows if r.readiness.is_ready),
-        "not_ready": [r for r in rows if not r.readiness.is_ready],
+        "plan": plan,
+        "ready_count": len(plan.ready),
+        "not_ready": plan.not_ready,
         "final_count": sum(1 for r in rows if r.appreciation and r.appreciation.is_final),
         "job": job,
         "progress": selectors.job_progress(job=job) if job else None,
@@ -76,16 +86,29 @@ def job_start(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpRes
     assignment, term = assignment_and_term_or_404(
         class_selectors.own_assignments(user=request.user), assignment_pk, term_pk
     )
-    students = None
-    if request.POST.get("student"):
-        student = get_object_or_404(
-            Student, pk=request.POST["student"], school_class_id=assignment.school_class_id
-        )
-        students = [student]
-    try:
-        services.job_create(assignment=assignment, term=term, user=request.user, students=students)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+    form = JobStartForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Demande incomplète : rechargez la page et recommencez.")
+    else:
+        students = None
+        if form.cleaned_data["student"]:
+            students = [
+                get_object_or_404(
+                    Student,
+                    pk=form.cleaned_data["student"],
+                    school_class_id=assignment.school_class_id,
+                )
+            ]
+        try:
+            services.job_create(
+                assignment=assignment,
+                term=term,
+                user=request.user,
+                students=students,
+                finals=form.cleaned_data["finals"] or FinalTexts.SKIP,
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
     url = reverse("generation:review", args=[assignment.pk, term.pk])
     if request.htmx:
         context = _review_context(request=request, assignment=assignment, term=term)
@@ -171,9 +194,12 @@ def _render_row(request, *, assignment, term, student, **extra) -> HttpResponse:
         ),
         "max_chars": assignment.school_class.school.appreciation_max_chars,
         "feedback_reasons": Feedback.Reason.choices,
+        # The page's counter, refreshed out of band with the row.
+        "final_count": selectors.final_count(assignment=assignment, term=term),
+        "student_count": assignment.school_class.students.count(),
         **extra,
     }
-    return render(request, "generation/review.html#row", context)
+    return render(request, "generation/review.html#row_response", context)
 
 
 @login_required
@@ -187,8 +213,13 @@ def appreciation_validate(
     student = get_object_or_404(Student, pk=student_pk, school_class_id=assignment.school_class_id)
     form = ValidateForm(request.POST)
     error = conflict_text = ""
+    confirm_flags = []
     if not form.is_valid():
-        error = "Formulaire incomplet : rechargez la page."
+        error = (
+            " ".join(form.errors["text"])
+            if list(form.errors) == ["text"]
+            else "Formulaire incomplet : rechargez la page."
+        )
     else:
         try:
             services.draft_validate(
@@ -199,12 +230,17 @@ def appreciation_validate(
                 text=form.cleaned_data["text"],
                 version=form.cleaned_data["version"],
                 seconds_spent=form.cleaned_data.get("seconds_spent"),
+                draft_id=form.cleaned_data.get("draft"),
+                confirmed=form.cleaned_data.get("confirmed", False),
             )
         except services.ConflictError as exc:
             error = exc.messages[0]
             conflict_text = form.cleaned_data["text"]
+        except services.NeedsConfirmationError as exc:
+            confirm_flags = exc.flags
         except ValidationError as exc:
             error = " ".join(exc.messages)
+    keep_text = (error and not conflict_text) or confirm_flags
     return _render_row(
         request,
         assignment=assignment,
@@ -212,8 +248,31 @@ def appreciation_validate(
         student=student,
         row_error=error,
         conflict_text=conflict_text,
-        submitted_text=form.data.get("text", "") if error and not conflict_text else None,
+        confirm_flags=confirm_flags,
+        submitted_text=form.data.get("text", "") if keep_text else None,
+        submitted_draft=form.data.get("draft", "") if keep_text else None,
     )
+
+
+@login_required
+@require_POST
+def offer_dismiss(
+    request: HttpRequest, assignment_pk: int, term_pk: int, student_pk: int
+) -> HttpResponse:
+    """« Garder mon texte »: the offered draft is set aside (it stays in the history)."""
+    assignment, term = assignment_and_term_or_404(
+        class_selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    )
+    student = get_object_or_404(Student, pk=student_pk, school_class_id=assignment.school_class_id)
+    appreciation = get_object_or_404(
+        Appreciation, student=student, subject_id=assignment.subject_id, term=term
+    )
+    error = ""
+    try:
+        services.appreciation_dismiss_offer(appreciation=appreciation, user=request.user)
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    return _render_row(request, assignment=assignment, term=term, student=student, row_error=error)
 
 
 @login_required
@@ -269,10 +328,10 @@ def head_review(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpR
             "assignment": assignment,
             "term": term,
             "rows": rows,
-            "validated_count": sum(
-                1
-                for r in rows
-                if r.appreciation and r.appreciation.status == Appreciation.Status.VALIDATED
+            "validated_count": selectors.validated_count(
+                school_class_id=assignment.school_class_id,
+                subject_id=assignment.subject_id,
+                term=term,
             ),
             "max_chars": assignment.school_class.school.appreciation_max_chars,
             "test_model": settings.APPRECIATION_TEST_MODEL
@@ -294,10 +353,24 @@ def _headed_appreciation(request, appreciation_pk: int) -> Appreciation:
 
 def _head_row(request, appreciation: Appreciation, **extra) -> HttpResponse:
     appreciation.refresh_from_db()
+    assignment = TeachingAssignment.objects.filter(
+        school_class_id=appreciation.student.school_class_id, subject_id=appreciation.subject_id
+    ).first()
     return render(
         request,
-        "generation/head_review.html#head_row",
-        {"appreciation": appreciation, **extra},
+        "generation/head_review.html#head_row_response",
+        {
+            "appreciation": appreciation,
+            "assignment": assignment,
+            "term": appreciation.term,
+            # « Tout approuver (N) » stays true without a reload.
+            "validated_count": selectors.validated_count(
+                school_class_id=appreciation.student.school_class_id,
+                subject_id=appreciation.subject_id,
+                term=appreciation.term,
+            ),
+            **extra,
+        },
     )
 
 
@@ -353,7 +426,10 @@ def approve_all(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpR
         messages.success(request, f"{count} appréciation(s) approuvée(s).")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    return redirect("generation:head_review", assignment.pk, term.pk)
+    url = reverse("generation:head_review", args=[assignment.pk, term.pk])
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
 
 
 # --- Quick draft -----------------------------------------------------------------------------

@@ -177,6 +177,7 @@ URLS: dict[str, Spec] = {
         _student,
         lambda o: {"text": "Bon trimestre.", "version": o.appreciation.version},
     ),
+    "generation:offer_dismiss": Spec(("post",), OWNERS, _student),
     "generation:job_progress": Spec(("get",), OWNERS, lambda o: {"job_pk": o.job.pk}),
     "generation:job_cancel": Spec(("post",), OWNERS, lambda o: {"job_pk": o.job.pk}),
     "generation:job_retry": Spec(("post",), OWNERS, lambda o: {"job_pk": o.job.pk}),

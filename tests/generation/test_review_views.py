@@ -336,5 +336,5 @@ def test_regenerate_one_student_keeps_the_earlier_draft(world, login, tiny_model
     appreciation.refresh_from_db()
     assert appreciation.draft.job == job
     page = client.get(review_url(world)).content.decode()
-    assert "Brouillons précédents (1)" in page
+    assert "Textes précédents (1)" in page
     assert "Premier brouillon." in page
