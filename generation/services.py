@@ -619,9 +619,8 @@ def draft_validate(
     now = timezone.now()
     appreciation.text = final_text
     appreciation.draft = draft
-    if appreciation.offered_draft_id is not None and draft is not None:
-        if draft.pk == appreciation.offered_draft_id:
-            appreciation.offered_draft = None  # the teacher chose it
+    if draft is not None and draft.pk == appreciation.offered_draft_id:
+        appreciation.offered_draft = None  # the teacher chose it
     appreciation.status = Appreciation.Status.VALIDATED
     appreciation.validated_by = user
     appreciation.validated_at = now

@@ -48,7 +48,10 @@ def put_in_state(world, student, state, backend):
     )
     if state == "returned":
         appreciation = services.appreciation_return(
-            appreciation=appreciation, user=world.head, comment="Trop vague.", version=appreciation.version
+            appreciation=appreciation,
+            user=world.head,
+            comment="Trop vague.",
+            version=appreciation.version,
         )
     elif state == "approved":
         appreciation = services.appreciation_approve(

@@ -125,7 +125,9 @@ def test_a_text_over_the_schools_limit_cannot_be_validated(world, login, drafted
     student = first_student(world)
     client = login(world.teacher)
     body = validate(client, world, student, HUMAN, confirmed="1")
-    assert "la limite du bulletin fixée par l'établissement est de 60" in body.replace("&#x27;", "'")
+    assert "la limite du bulletin fixée par l'établissement est de 60" in body.replace(
+        "&#x27;", "'"
+    )
     assert Appreciation.objects.get(student=student).status == Appreciation.Status.GENERATED
 
 
@@ -174,7 +176,10 @@ def test_head_pages_never_attribute_a_model_text_to_the_teacher(world, login, dr
     validate(teacher, world, students[0], HUMAN)
     appreciation = Appreciation.objects.get(student=students[0])
     services.appreciation_return(
-        appreciation=appreciation, user=world.head, comment="À préciser.", version=appreciation.version
+        appreciation=appreciation,
+        user=world.head,
+        comment="À préciser.",
+        version=appreciation.version,
     )
     # A class generation that offers: the returned text stays the teacher's.
     job = services.job_create(
