@@ -165,8 +165,16 @@ def cell_update(
         cell.value = raw_value  # give the teacher back what they typed, to correct it
     else:
         cell.saved = True
+    # The page's « N / M élèves ont des saisies complètes » stays true without a reload.
+    complete_count = (
+        selectors.with_completion(
+            TeachingAssignment.objects.filter(pk=assignment.pk), term=term
+        )
+        .get()
+        .complete_count
+    )
     return render(
         request,
         "classes/class_page.html#cell_response",
-        {"cell": cell, "row": row},
+        {"cell": cell, "row": row, "complete_count": complete_count},
     )

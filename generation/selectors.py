@@ -305,6 +305,40 @@ def _unique_texts(entries: list[HistoryEntry]) -> list[HistoryEntry]:
     return unique
 
 
+@dataclass(frozen=True)
+class ReturnedSummary:
+    assignment: TeachingAssignment
+    term: Term
+    count: int
+
+
+def returned_to_teacher(*, user, term: Term) -> list[ReturnedSummary]:
+    """The teacher's classes with appréciations a department head returned, this term."""
+    assignments = list(
+        TeachingAssignment.objects.filter(
+            teacher=user, school_class__school_year_id=term.school_year_id
+        ).select_related("school_class", "subject")
+    )
+    if not assignments:
+        return []
+    counts = {
+        (c["student__school_class_id"], c["subject_id"]): c["count"]
+        for c in Appreciation.objects.filter(
+            term=term,
+            status=Appreciation.Status.RETURNED,
+            student__school_class_id__in={a.school_class_id for a in assignments},
+            subject_id__in={a.subject_id for a in assignments},
+        )
+        .values("student__school_class_id", "subject_id")
+        .annotate(count=Count("pk"))
+    }
+    return [
+        ReturnedSummary(a, term, counts[(a.school_class_id, a.subject_id)])
+        for a in assignments
+        if counts.get((a.school_class_id, a.subject_id))
+    ]
+
+
 def validated_count(*, school_class_id: int, subject_id: int, term: Term) -> int:
     """Validated and not yet approved: what « Tout approuver » would approve."""
     return Appreciation.objects.filter(

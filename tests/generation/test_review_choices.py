@@ -214,3 +214,39 @@ def test_approve_all_asks_and_its_count_follows_each_approval(world, login, draf
     )
     assert response.headers["HX-Redirect"] == urls(world)["head"]
     assert Appreciation.objects.filter(status=Appreciation.Status.APPROVED).count() == 3
+
+
+def test_returned_appreciations_are_announced_on_the_dashboard(world, login, drafted):
+    student = first_student(world)
+    teacher = login(world.teacher)
+    dashboard = reverse("classes:dashboard") + f"?trimestre={world.term.pk}"
+    assert "renvoyées par le coordonnateur" not in teacher.get(dashboard).content.decode()
+    validate(teacher, world, student, HUMAN)
+    appreciation = Appreciation.objects.get(student=student)
+    services.appreciation_return(
+        appreciation=appreciation,
+        user=world.head,
+        comment="À préciser.",
+        version=appreciation.version,
+    )
+    page = teacher.get(dashboard).content.decode()
+    assert "Appréciations renvoyées par le coordonnateur" in page
+    assert "1 appréciation(s) à revoir" in page
+    assert urls(world)["review"] in page
+    # Another teacher of the school is told nothing.
+    other = login(world.other_teacher)
+    assert "renvoyées par le coordonnateur" not in other.get(dashboard).content.decode()
+
+
+def test_the_complete_count_follows_each_cell(world, login):
+    student = first_student(world)
+    TermAssessmentFactory(
+        student=student, term=world.term, subject=world.assignment.subject, work=None
+    )
+    client = login(world.teacher)
+    url = reverse(
+        "classes:cell_update",
+        args=[world.assignment.pk, world.term.pk, student.pk, "work"],
+    )
+    body = client.post(url, {"value": "7"}, **HX).content.decode()
+    assert '<strong id="complete-count" hx-swap-oob="true">1</strong>' in body
