@@ -192,3 +192,66 @@ def test_no_draft_is_written_after_the_job_says_cancelled(world):
     assert job.status == GenerationJob.Status.CANCELLED
     assert not Draft.objects.filter(job=job, status=Draft.Status.GENERATED).exists()
     assert not Appreciation.objects.filter(student=student).exists()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_on_a_real_worker_every_human_text_survives_every_arrival(world, celery_worker):
+    """The real worker and model: a class generation that offers, then « Régénérer » on
+    each human text, then the same task delivered again."""
+    from generation.tasks import generate_drafts
+    from tests.conftest import wait_for
+
+    students = list(world.school_class.students.order_by("pk"))
+    for student in students:
+        TermAssessmentFactory(student=student, term=world.term, subject=world.assignment.subject)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    wait_for(lambda: GenerationJob.objects.get(pk=job.pk).status == "succeeded")
+    human = {}
+    for student, state in zip(students, ("validated", "returned", "approved"), strict=True):
+        appreciation = Appreciation.objects.get(student=student)
+        text = f"{HUMAN} ({state})"
+        appreciation = services.draft_validate(
+            assignment=world.assignment,
+            term=world.term,
+            student=student,
+            user=world.teacher,
+            text=text,
+            version=appreciation.version,
+            confirmed=True,
+        )
+        if state == "returned":
+            services.appreciation_return(
+                appreciation=appreciation,
+                user=world.head,
+                comment="Non.",
+                version=appreciation.version,
+            )
+        elif state == "approved":
+            services.appreciation_approve(
+                appreciation=appreciation, user=world.head, version=appreciation.version
+            )
+        human[student.pk] = (text, state)
+
+    def all_done():
+        return not GenerationJob.objects.filter(status__in=GenerationJob.ACTIVE_STATUSES).exists()
+
+    job = services.job_create(
+        assignment=world.assignment, term=world.term, user=world.teacher, finals="offer"
+    )
+    wait_for(all_done)
+    for student in students:
+        job = services.job_create(
+            assignment=world.assignment, term=world.term, user=world.teacher, students=[student]
+        )
+        wait_for(all_done)
+    generate_drafts.delay(job.pk)  # the last task, delivered again
+    wait_for(all_done)
+
+    for student in students:
+        appreciation = Appreciation.objects.get(student=student)
+        assert (appreciation.text, appreciation.status) == human[student.pk]
+        assert appreciation.offered_draft is not None
+        assert appreciation.offered_draft.text != appreciation.text
+    # Three offers each (class, « Régénérer »), never a duplicate draft in a job.
+    assert Draft.objects.filter(job__requested_by=world.teacher).count() == 3 + 3 + 3
