@@ -19,6 +19,7 @@ class AuditEvent(models.Model):
         LOCKED_OUT = "locked_out", "Connexion bloquée (trop d'échecs)"
         LOGOUT = "logout", "Déconnexion"
         ROLE_CHANGED = "role_changed", "Changement de rôle ou de droits"
+        PASSWORD_CHANGED = "password_changed", "Changement de mot de passe"
         EXPORT = "export", "Export des appréciations"
         DATASET_DOWNLOAD = "dataset_download", "Téléchargement du jeu de données"
         STUDENT_DATA_EXPORT = "student_data_export", "Export des données d'un élève"

@@ -99,9 +99,25 @@ def _record_rights_change(*, target, changes: dict) -> None:
     )
 
 
+def _note_password_change(sender, instance, update_fields) -> None:
+    """A password set on an existing account, by its owner or by an admin (never the hash)."""
+    if instance.pk is None or instance._state.adding:
+        return
+    if update_fields is not None and "password" not in update_fields:
+        return
+    request = current_request()
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.url_name == "login":
+        return  # Django re-hashing a password at login (a stronger hasher): not a change
+    previous = sender.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if previous is not None and previous != instance.password:
+        instance._audit_password_changed = True
+
+
 def before_user_save(sender, instance, raw=False, update_fields=None, **kwargs) -> None:
     if raw:
         return
+    _note_password_change(sender, instance, update_fields)
     if update_fields is not None and not (set(update_fields) & _WATCHED_NAMES):
         return  # e.g. last_login on every login
     previous = None
@@ -133,6 +149,18 @@ def after_user_save(sender, instance, raw=False, **kwargs) -> None:
     changes = instance.__dict__.pop("_audit_changes", None)
     if changes and not raw:
         _record_rights_change(target=instance, changes=changes)
+    if instance.__dict__.pop("_audit_password_changed", False) and not raw:
+        request, actor = _request_actor()
+        audit_record(
+            event=AuditEvent.Event.PASSWORD_CHANGED,
+            actor=actor,
+            request=request,
+            school=instance.school_id,
+            target_id=instance.pk,
+            target_username=instance.get_username(),
+            by_owner=actor is not None and actor.pk == instance.pk,
+            path=request.path if request is not None else "",
+        )
 
 
 def headed_subjects_changed(sender, instance, action, reverse, model, pk_set, **kwargs) -> None:

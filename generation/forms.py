@@ -22,6 +22,12 @@ class ValidateForm(forms.Form):
     confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
+class ProgressForm(forms.Form):
+    """The progress poll: the rows changed since this instant are sent again."""
+
+    since = forms.DateTimeField(required=False)
+
+
 class JobStartForm(forms.Form):
     """« Générer » for the class, or one student (« Régénérer »)."""
 

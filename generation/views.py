@@ -6,11 +6,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -22,6 +21,7 @@ from . import selectors, services
 from .forms import (
     FeedbackForm,
     JobStartForm,
+    ProgressForm,
     QuickDraftForm,
     ReturnForm,
     ValidateForm,
@@ -130,7 +130,10 @@ def _own_job(request: HttpRequest, job_pk: int) -> GenerationJob:
 def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
     """The progress bar, plus the rows whose draft arrived since the last poll (out of band)."""
     job = services.job_detect_stalled(job=_own_job(request, job_pk))
-    since = parse_datetime(request.GET.get("since", "")) or job.created_at
+    form = ProgressForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Paramètre « since » invalide : rechargez la page.")
+    since = form.cleaned_data["since"] or job.created_at
     now = timezone.now()
     changed_students = list(
         # order_by(): Draft's default ordering would join the students for nothing.
@@ -285,6 +288,7 @@ def feedback_rate(request: HttpRequest, feedback_pk: int) -> HttpResponse:
         school_id=request.user.school_id,
     )
     form = FeedbackForm(request.POST)
+    error = ""
     if form.is_valid():
         services.feedback_rate(
             feedback=feedback,
@@ -292,10 +296,17 @@ def feedback_rate(request: HttpRequest, feedback_pk: int) -> HttpResponse:
             rating=form.cleaned_data["rating"],
             reason=form.cleaned_data["reason"],
         )
+    else:
+        error = "Retour non enregistré : choisissez 👍 ou 👎 (et une raison de la liste)."
     return render(
         request,
         "generation/review.html#feedback",
-        {"feedback": feedback, "feedback_reasons": Feedback.Reason.choices, "saved": True},
+        {
+            "feedback": feedback,
+            "feedback_reasons": Feedback.Reason.choices,
+            "saved": not error,
+            "feedback_error": error,
+        },
     )
 
 

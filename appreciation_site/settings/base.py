@@ -43,6 +43,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # The request, for the audit receivers that record who changed a role.
     "audit.middleware.AuditContextMiddleware",
+    # Pages with students' data are never stored by a browser or a proxy.
+    "appreciation_site.middleware.NoStoreWhenSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -111,11 +113,16 @@ LOGOUT_REDIRECT_URL = "login"
 # A school's NAT puts every teacher behind one address: the lock is on the (username, IP) pair,
 # so one teacher's mistakes never lock out their colleagues. 5 failures, then 15 minutes.
 AUTHENTICATION_BACKENDS = [
+    # Password spraying from one address (many accounts, few tries each).
+    "audit.throttle.AddressThrottleBackend",
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before anything
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = 5
+# Password spraying (a few tries on many accounts) from one address: its own limit, higher
+# than an account's because a school's teachers often share one public address.
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
 AXES_COOLOFF_TIME = timedelta(minutes=15)  # the messages below and lockout.html say 15 min
 # Attempts while locked do not push the end of the lockout further away.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False

@@ -7,6 +7,7 @@ from axes.backends import AxesStandaloneBackend
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from audit.models import AuditEvent
@@ -33,13 +34,17 @@ def test_settings_lock_the_pair_for_fifteen_minutes():
     assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"]]
     assert settings.AXES_FAILURE_LIMIT == 5
     assert settings.AXES_COOLOFF_TIME.total_seconds() == 15 * 60
-    assert issubclass(import_string(settings.AUTHENTICATION_BACKENDS[0]), AxesStandaloneBackend)
+    assert settings.AUTHENTICATION_BACKENDS[0] == "audit.throttle.AddressThrottleBackend"
+    assert issubclass(import_string(settings.AUTHENTICATION_BACKENDS[1]), AxesStandaloneBackend)
 
 
 def test_production_settings_use_the_real_axes_backend():
     from appreciation_site.settings import base
 
-    assert base.AUTHENTICATION_BACKENDS[0] == "axes.backends.AxesStandaloneBackend"
+    assert base.AUTHENTICATION_BACKENDS[:2] == [
+        "audit.throttle.AddressThrottleBackend",
+        "axes.backends.AxesStandaloneBackend",
+    ]
 
 
 def test_five_failures_lock_the_teacher_on_that_address(world, client):
@@ -104,3 +109,42 @@ def test_the_admin_login_is_throttled_too(world, client):
             url, {"username": world.admin.username, "password": f"wrong-{n}"}, REMOTE_ADDR=HOME
         )
     assert response.status_code == 429
+
+
+def test_password_spraying_from_one_address_locks_that_address(world, client):
+    """28 tries over 7 accounts (4 each, under axes' 5) used to lock nothing."""
+    from tests.factories import TeacherFactory
+
+    accounts = [TeacherFactory(school=world.school) for _ in range(7)]
+    statuses = [
+        attempt(client, account.username, f"spray-{n}").status_code
+        for n in range(4)
+        for account in accounts
+    ]
+    limit = settings.LOGIN_FAILURES_PER_ADDRESS
+    assert limit < 28
+    assert statuses[:limit] == [200] * limit  # the form again, wrong password
+    assert set(statuses[limit:]) == {429}
+    # The address is locked for every account, even with the right password...
+    response = attempt(client, world.teacher.username, PASSWORD)
+    assert response.status_code == 429 and LOCKED_MESSAGE in response.content.decode()
+    # ... the admin's login form too; another address is not.
+    response = client.post(
+        reverse("admin:login"),
+        {"username": world.admin.username, "password": PASSWORD},
+        REMOTE_ADDR=SCHOOL_NAT,
+    )
+    assert response.status_code == 429
+    assert attempt(client, world.teacher.username, PASSWORD, ip=HOME).status_code == 302
+
+
+def test_the_address_lock_ends_after_the_cool_off(world, client):
+    from tests.factories import TeacherFactory
+
+    accounts = [TeacherFactory(school=world.school) for _ in range(5)]
+    for n in range(4):
+        for account in accounts:
+            attempt(client, account.username, f"spray-{n}")
+    assert attempt(client, world.teacher.username, PASSWORD).status_code == 429
+    AuditEvent.objects.update(at=timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(seconds=1))
+    assert attempt(client, world.teacher.username, PASSWORD).status_code == 302

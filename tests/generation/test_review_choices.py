@@ -250,3 +250,28 @@ def test_the_complete_count_follows_each_cell(world, login):
     )
     body = client.post(url, {"value": "7"}, **HX).content.decode()
     assert '<strong id="complete-count" hx-swap-oob="true">1</strong>' in body
+
+
+def test_a_bad_since_is_a_400_not_a_500(world, login, drafted):
+    client = login(world.teacher)
+    job = GenerationJob.objects.get()
+    url = reverse("generation:job_progress", args=[job.pk])
+    for junk in ("2026-02-30T10:00:00", "hier", "9" * 40):
+        response = client.get(url, {"since": junk}, **HX)
+        assert response.status_code == 400, junk
+    assert client.get(url, {"since": "2026-02-03T10:00:00+01:00"}, **HX).status_code == 286
+
+
+def test_a_bogus_rating_says_so_and_saves_nothing(world, login, drafted):
+    student = first_student(world)
+    client = login(world.teacher)
+    validate(client, world, student, HUMAN)
+    feedback = Feedback.objects.get()
+    url = reverse("generation:feedback_rate", args=[feedback.pk])
+    body = client.post(url, {"rating": "bogus"}, **HX).content.decode()
+    assert "Merci, retour enregistré" not in body
+    assert "Retour non enregistré" in body
+    feedback.refresh_from_db()
+    assert feedback.rating == ""
+    body = client.post(url, {"rating": "up"}, **HX).content.decode()
+    assert "Merci, retour enregistré" in body
