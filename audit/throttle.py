@@ -39,5 +39,5 @@ class AddressThrottleBackend:
             raise PermissionDenied("Too many failed logins from this address.")
         return None
 
-    def get_user(self, user_id):
-        return None
+    # No get_user(): like axes' backend, this one never signs anybody in, so Django (and the
+    # test client's force_login) never picks it as a session's backend.

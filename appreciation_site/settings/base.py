@@ -113,9 +113,9 @@ LOGOUT_REDIRECT_URL = "login"
 # A school's NAT puts every teacher behind one address: the lock is on the (username, IP) pair,
 # so one teacher's mistakes never lock out their colleagues. 5 failures, then 15 minutes.
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before anything
     # Password spraying from one address (many accounts, few tries each).
     "audit.throttle.AddressThrottleBackend",
-    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before anything
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -44,8 +44,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 # subclass lets that call through and throttles every login that goes through a view, as in
 # production (tests/audit/test_axes.py logs in through the login page).
 AUTHENTICATION_BACKENDS = [
+    "audit.testing.RequestOptionalAxesBackend",
     # Password spraying from one address (many accounts, few tries each).
     "audit.throttle.AddressThrottleBackend",
-    "audit.testing.RequestOptionalAxesBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]

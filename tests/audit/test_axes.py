@@ -34,16 +34,16 @@ def test_settings_lock_the_pair_for_fifteen_minutes():
     assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"]]
     assert settings.AXES_FAILURE_LIMIT == 5
     assert settings.AXES_COOLOFF_TIME.total_seconds() == 15 * 60
-    assert settings.AUTHENTICATION_BACKENDS[0] == "audit.throttle.AddressThrottleBackend"
-    assert issubclass(import_string(settings.AUTHENTICATION_BACKENDS[1]), AxesStandaloneBackend)
+    assert issubclass(import_string(settings.AUTHENTICATION_BACKENDS[0]), AxesStandaloneBackend)
+    assert settings.AUTHENTICATION_BACKENDS[1] == "audit.throttle.AddressThrottleBackend"
 
 
 def test_production_settings_use_the_real_axes_backend():
     from appreciation_site.settings import base
 
     assert base.AUTHENTICATION_BACKENDS[:2] == [
-        "audit.throttle.AddressThrottleBackend",
         "axes.backends.AxesStandaloneBackend",
+        "audit.throttle.AddressThrottleBackend",
     ]
 
 
