@@ -8,6 +8,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 
+from .collation import student_sort_key
+
 AVERAGE_MAX = Decimal("20")
 RATING_MAX = Decimal("10")
 
@@ -170,6 +172,45 @@ class SchoolClass(models.Model):
         return self.name
 
 
+NAME_FIELDS = ("last_name", "first_name")
+
+
+class StudentQuerySet(models.QuerySet):
+    """Bulk writes keep `sort_key` in step with the names (they bypass save())."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for student in objs:
+            student.sort_key = student.compute_sort_key()
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs = list(objs)
+        fields = list(fields)
+        if any(name in fields for name in NAME_FIELDS):
+            for student in objs:
+                student.sort_key = student.compute_sort_key()
+            if "sort_key" not in fields:
+                fields.append("sort_key")
+        return super().bulk_update(objs, fields, *args, **kwargs)
+
+    bulk_update.alters_data = True
+
+    def update(self, **kwargs):
+        if not any(name in kwargs for name in NAME_FIELDS):
+            return super().update(**kwargs)
+        # The new names may be expressions: compute each row's key from what was stored.
+        pks = list(self.values_list("pk", flat=True))
+        count = super().update(**kwargs)
+        changed = list(Student.objects.filter(pk__in=pks).only("pk", *NAME_FIELDS))
+        for student in changed:
+            student.sort_key = student.compute_sort_key()
+        Student.objects.bulk_update(changed, ["sort_key"])
+        return count
+
+    update.alters_data = True
+
+
 class Student(models.Model):
     school_class = models.ForeignKey(
         SchoolClass, on_delete=models.CASCADE, related_name="students", verbose_name="classe"
@@ -183,13 +224,28 @@ class Student(models.Model):
         blank=True,
         help_text="Identifiant de l'élève dans le logiciel de l'établissement (Gepi…).",
     )
+    # Every list of students sorts on this (French order, classes.collation): the database's
+    # own collation of names differs between SQLite and PostgreSQL servers.
+    sort_key = models.BinaryField("clé de tri", default=b"", editable=False)
+
+    objects = StudentQuerySet.as_manager()
 
     class Meta:
         verbose_name = "élève"
-        ordering = ["last_name", "first_name"]
+        ordering = ["sort_key", "pk"]
 
     def __str__(self) -> str:
         return f"{self.last_name} {self.first_name}"
+
+    def save(self, *args, **kwargs):
+        self.sort_key = self.compute_sort_key()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and any(name in update_fields for name in NAME_FIELDS):
+            kwargs["update_fields"] = {*update_fields, "sort_key"}
+        super().save(*args, **kwargs)
+
+    def compute_sort_key(self) -> bytes:
+        return student_sort_key(self.last_name, self.first_name)
 
 
 class TeachingAssignment(models.Model):

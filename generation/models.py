@@ -97,7 +97,7 @@ class Draft(models.Model):
     generated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["student__last_name", "student__first_name"]
+        ordering = ["student__sort_key", "student_id"]
         constraints = [
             # A task delivered twice cannot write a student's draft twice.
             models.UniqueConstraint(fields=["job", "student"], name="one_draft_per_job_student")
@@ -194,7 +194,7 @@ class Appreciation(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["student__last_name", "student__first_name"]
+        ordering = ["student__sort_key", "student_id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["student", "subject", "term"], name="one_appreciation_per_term"
