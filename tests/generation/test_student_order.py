@@ -152,3 +152,39 @@ def test_head_review_page(world, french, login):
     page = login(world.head).get(url("generation:head_review", french, world.term))
     assert page.status_code == 200
     assert names_in(page.content.decode()) == EXPECTED
+
+
+def _buttons(page: str) -> list[dict[str, str]]:
+    found = []
+    for tag in re.findall(r"<button\b[^>]*>", page):
+        attributes = re.findall(r'([\w-]+)="([^"]*)"', tag)
+        found.append({name: html.unescape(value) for name, value in attributes})
+    return found
+
+
+def test_copy_view_puts_each_name_beside_its_text_with_a_button_per_student(world, french, login):
+    students = list(french.school_class.students.all())
+    missing = students[3]  # de La Fontaine: no final appréciation, no button, a visible gap
+    Appreciation.objects.filter(student=missing).update(status=Appreciation.Status.GENERATED)
+
+    page = login(world.teacher).get(url("exports:assignment_copy", french, world.term))
+    page = page.content.decode()
+
+    buttons = {b["aria-label"]: b for b in _buttons(page) if "data-copy" in b}
+    for student in students:
+        label = f"Copier l'appréciation de {student.last_name} {student.first_name}"
+        if student == missing:
+            assert label not in buttons
+            continue
+        target = buttons[label]["data-copy"]
+        # The button copies the element holding this student's text, shown beside their name.
+        item = re.search(
+            rf'<li>\s*<strong[^>]*>([^<]*)</strong>\s*<span id="{target}">([^<]*)<', page
+        )
+        assert html.unescape(item.group(1)) == f"{student.last_name} {student.first_name}"
+        assert html.unescape(item.group(2)) == text_of(student)
+    subject = french.subject.name
+    assert f"Tout copier : les appréciations de {subject}, dans l'ordre de la liste" in buttons
+    assert re.search(r'<p id="copy-status"[^>]*role="status"[^>]*aria-live="polite"', page)
+    # The script is a static file (the Content-Security-Policy allows no inline script).
+    assert re.findall(r"<script\b[^>]*>", page)[-1].startswith('<script src="/static/js/copy.js"')
