@@ -3,17 +3,21 @@ collation, kept up to date however students are written."""
 
 from __future__ import annotations
 
+import html
 import importlib
+import re
 
 import pytest
 from django.apps import apps
 from django.db import connection
+from django.urls import reverse
 
 from classes.collation import student_sort_key
 from classes.models import Student
 from classes.selectors import class_sheet
 from tests.factories import (
     FRENCH_CLASS_ORDER,
+    PASSWORD,
     SchoolClassFactory,
     StudentFactory,
     TeachingAssignmentFactory,
@@ -147,3 +151,19 @@ def test_students_created_one_by_one_by_the_factory(world):
     StudentFactory(school_class=school_class, last_name="Zola", first_name="Émile")
     StudentFactory(school_class=school_class, last_name="Élie", first_name="Anne")
     assert full_names(school_class.students.all()) == ["Élie Anne", "Zola Émile"]
+
+
+def test_the_admin_lists_and_sorts_students_in_french_order(world, french_class, client):
+    assert client.login(username=world.admin.username, password=PASSWORD)
+    url = reverse("admin:classes_student_changelist")
+    row = re.compile(
+        r'class="field-(?:name|last_name)"><a [^>]*>([^<]*)</a></th>'
+        r'<td class="field-first_name">([^<]*)</td>'
+    )
+    for order, expected in (("", EXPECTED), ("1", EXPECTED), ("-1", EXPECTED[::-1])):
+        query = {"school_class__id__exact": french_class.pk, **({"o": order} if order else {})}
+        page = client.get(url, query).content.decode()
+        shown = [
+            f"{html.unescape(last)} {html.unescape(first)}" for last, first in row.findall(page)
+        ]
+        assert shown == expected, order
