@@ -256,9 +256,11 @@ class Student(models.Model):
         return f"{self.last_name} {self.first_name}"
 
     def save(self, *args, **kwargs):
-        self.sort_key = self.compute_sort_key()
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and any(name in update_fields for name in NAME_FIELDS):
+        if update_fields is None:
+            self.sort_key = self.compute_sort_key()
+        elif any(name in update_fields for name in NAME_FIELDS):
+            self.sort_key = self.compute_sort_key()
             kwargs["update_fields"] = {*update_fields, "sort_key"}
         super().save(*args, **kwargs)
 
