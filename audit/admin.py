@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.utils.html import format_html
 
@@ -65,3 +67,15 @@ class AuditEventAdmin(admin.ModelAdmin):
     def detail_pretty(self, obj: AuditEvent) -> str:
         text = json.dumps(obj.detail, ensure_ascii=False, indent=2, sort_keys=True)
         return format_html("<pre>{}</pre>", text)
+
+
+# django-axes' login throttle: its own labels are translated in locale/fr; this column of its
+# admin has no label at all (Django would title it "Status").
+admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class FrenchAccessAttemptAdmin(AccessAttemptAdmin):
+    @admin.display(description="état")
+    def status(self, obj: AccessAttempt) -> str:
+        return super().status(obj)

@@ -252,10 +252,15 @@ def _erasure_message(reports: list[ErasureReport]) -> str:
 class StudentAdmin(SchoolScopedAdmin):
     school_path = "school_class__school"
     fields = ["last_name", "first_name", "school_class", "is_repeating", "external_id"]
-    list_display = ["last_name", "first_name", "school_class", "is_repeating"]
+    list_display = ["name", "first_name", "school_class", "is_repeating"]
     list_filter = ["school_class"]
     search_fields = ["last_name", "first_name", "external_id"]
     actions = ["export_student_data", "erase_student_data"]
+
+    # Sorting the column sorts as a class list (French order), not by code point.
+    @admin.display(description="nom", ordering="sort_key")
+    def name(self, obj: Student) -> str:
+        return obj.last_name
 
     @admin.action(description="Exporter les données de l'élève (JSON)", permissions=["view"])
     def export_student_data(self, request, queryset):

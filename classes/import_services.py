@@ -132,7 +132,7 @@ def _build_plan(
     if for_update:
         students_query = students_query.select_for_update()
         assessments_query = assessments_query.select_for_update()
-    students = list(students_query.order_by("last_name", "first_name", "pk"))
+    students = list(students_query.order_by("sort_key", "pk"))
     assessments = {a.student_id: a for a in assessments_query}
 
     by_external_id: dict[str, list[Student]] = {}

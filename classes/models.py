@@ -8,6 +8,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 
+from .collation import student_sort_key
+
 AVERAGE_MAX = Decimal("20")
 RATING_MAX = Decimal("10")
 
@@ -28,6 +30,7 @@ class School(models.Model):
 
     class Meta:
         verbose_name = "établissement"
+        verbose_name_plural = "établissements"
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -38,13 +41,19 @@ class Subject(models.Model):
     """A subject; school=None for the subjects every school shares (data migration)."""
 
     school = models.ForeignKey(
-        School, on_delete=models.CASCADE, null=True, blank=True, related_name="subjects"
+        School,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="subjects",
+        verbose_name="établissement",
     )
     name = models.CharField("nom", max_length=120)
     short_name = models.CharField("abréviation", max_length=20, blank=True)
 
     class Meta:
         verbose_name = "discipline"
+        verbose_name_plural = "disciplines"
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
@@ -58,12 +67,13 @@ class Subject(models.Model):
 
 
 class Level(models.Model):
-    code = models.CharField(max_length=10, unique=True)
+    code = models.CharField("code", max_length=10, unique=True)
     name = models.CharField("nom", max_length=40)
     order = models.PositiveSmallIntegerField("ordre", default=0)
 
     class Meta:
         verbose_name = "niveau"
+        verbose_name_plural = "niveaux"
         ordering = ["order"]
 
     def __str__(self) -> str:
@@ -91,6 +101,7 @@ class Teacher(AbstractUser):
 
     class Meta:
         verbose_name = "enseignant"
+        verbose_name_plural = "enseignants"
         ordering = ["last_name", "first_name"]
 
     def __str__(self) -> str:
@@ -106,7 +117,9 @@ class Teacher(AbstractUser):
 
 
 class SchoolYear(models.Model):
-    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="years")
+    school = models.ForeignKey(
+        School, on_delete=models.CASCADE, related_name="years", verbose_name="établissement"
+    )
     name = models.CharField("nom", max_length=20, help_text="Par exemple 2026-2027.")
     start_date = models.DateField("début")
     end_date = models.DateField("fin")
@@ -127,7 +140,9 @@ class SchoolYear(models.Model):
 
 
 class Term(models.Model):
-    school_year = models.ForeignKey(SchoolYear, on_delete=models.CASCADE, related_name="terms")
+    school_year = models.ForeignKey(
+        SchoolYear, on_delete=models.CASCADE, related_name="terms", verbose_name="année scolaire"
+    )
     number = models.PositiveSmallIntegerField("trimestre")
     start_date = models.DateField("début")
     end_date = models.DateField("fin")
@@ -137,6 +152,7 @@ class Term(models.Model):
 
     class Meta:
         verbose_name = "trimestre"
+        verbose_name_plural = "trimestres"
         ordering = ["school_year", "number"]
         constraints = [
             models.UniqueConstraint(fields=["school_year", "number"], name="term_unique_number"),
@@ -152,7 +168,9 @@ class Term(models.Model):
 
 
 class SchoolClass(models.Model):
-    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="classes")
+    school = models.ForeignKey(
+        School, on_delete=models.CASCADE, related_name="classes", verbose_name="établissement"
+    )
     school_year = models.ForeignKey(
         SchoolYear, on_delete=models.CASCADE, related_name="classes", verbose_name="année"
     )
@@ -161,6 +179,7 @@ class SchoolClass(models.Model):
 
     class Meta:
         verbose_name = "classe"
+        verbose_name_plural = "classes"
         ordering = ["level__order", "name"]
         constraints = [
             models.UniqueConstraint(fields=["school_year", "name"], name="class_year_name_unique")
@@ -168,6 +187,45 @@ class SchoolClass(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+NAME_FIELDS = ("last_name", "first_name")
+
+
+class StudentQuerySet(models.QuerySet):
+    """Bulk writes keep `sort_key` in step with the names (they bypass save())."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for student in objs:
+            student.sort_key = student.compute_sort_key()
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs = list(objs)
+        fields = list(fields)
+        if any(name in fields for name in NAME_FIELDS):
+            for student in objs:
+                student.sort_key = student.compute_sort_key()
+            if "sort_key" not in fields:
+                fields.append("sort_key")
+        return super().bulk_update(objs, fields, *args, **kwargs)
+
+    bulk_update.alters_data = True
+
+    def update(self, **kwargs):
+        if not any(name in kwargs for name in NAME_FIELDS):
+            return super().update(**kwargs)
+        # The new names may be expressions: compute each row's key from what was stored.
+        pks = list(self.values_list("pk", flat=True))
+        count = super().update(**kwargs)
+        changed = list(Student.objects.filter(pk__in=pks).only("pk", *NAME_FIELDS))
+        for student in changed:
+            student.sort_key = student.compute_sort_key()
+        Student.objects.bulk_update(changed, ["sort_key"])
+        return count
+
+    update.alters_data = True
 
 
 class Student(models.Model):
@@ -183,13 +241,31 @@ class Student(models.Model):
         blank=True,
         help_text="Identifiant de l'élève dans le logiciel de l'établissement (Gepi…).",
     )
+    # Every list of students sorts on this (French order, classes.collation): the database's
+    # own collation of names differs between SQLite and PostgreSQL servers.
+    sort_key = models.BinaryField("clé de tri", default=b"", editable=False)
+
+    objects = StudentQuerySet.as_manager()
 
     class Meta:
         verbose_name = "élève"
-        ordering = ["last_name", "first_name"]
+        verbose_name_plural = "élèves"
+        ordering = ["sort_key", "pk"]
 
     def __str__(self) -> str:
         return f"{self.last_name} {self.first_name}"
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None:
+            self.sort_key = self.compute_sort_key()
+        elif any(name in update_fields for name in NAME_FIELDS):
+            self.sort_key = self.compute_sort_key()
+            kwargs["update_fields"] = {*update_fields, "sort_key"}
+        super().save(*args, **kwargs)
+
+    def compute_sort_key(self) -> bytes:
+        return student_sort_key(self.last_name, self.first_name)
 
 
 class TeachingAssignment(models.Model):
@@ -221,23 +297,32 @@ class TermAssessment(models.Model):
     RATING_FIELDS = ("behaviour", "participation", "work")
     INPUT_FIELDS = ("average", *RATING_FIELDS)
 
-    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="assessments")
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT)
-    term = models.ForeignKey(Term, on_delete=models.CASCADE, related_name="assessments")
+    student = models.ForeignKey(
+        Student, on_delete=models.CASCADE, related_name="assessments", verbose_name="élève"
+    )
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, verbose_name="discipline")
+    term = models.ForeignKey(
+        Term, on_delete=models.CASCADE, related_name="assessments", verbose_name="trimestre"
+    )
     average = models.DecimalField("moyenne /20", max_digits=4, decimal_places=2, null=True)
     behaviour = models.DecimalField("comportement /10", max_digits=3, decimal_places=1, null=True)
     participation = models.DecimalField(
         "participation /10", max_digits=3, decimal_places=1, null=True
     )
     work = models.DecimalField("travail /10", max_digits=3, decimal_places=1, null=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField("modifiée le", auto_now=True)
     updated_by = models.ForeignKey(
-        Teacher, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Teacher,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="modifiée par",
     )
 
     class Meta:
-        verbose_name = "évaluation du trimestre"
-        verbose_name_plural = "évaluations du trimestre"
+        verbose_name = "saisie du trimestre"
+        verbose_name_plural = "saisies du trimestre"
         constraints = [
             models.UniqueConstraint(
                 fields=["student", "subject", "term"], name="assessment_unique_per_term"

@@ -41,9 +41,7 @@ def own_assignments(*, user: Teacher) -> QuerySet[TeachingAssignment]:
     ).select_related("school_class__level", "school_class__school_year", "subject", "teacher")
 
 
-def headed_assignments(
-    *, user: Teacher, include_own: bool = False
-) -> QuerySet[TeachingAssignment]:
+def headed_assignments(*, user: Teacher, include_own: bool = False) -> QuerySet[TeachingAssignment]:
     """The assignments in the subjects a department head heads (others' ones by default)."""
     if not user.is_department_head:
         return TeachingAssignment.objects.none()
@@ -121,7 +119,7 @@ def class_sheet(
     Three queries whatever the class size (students, terms, assessments).
     """
     if students is None:
-        students = list(assignment.school_class.students.order_by("last_name", "first_name"))
+        students = list(assignment.school_class.students.order_by("sort_key", "pk"))
     earlier_terms = list(
         terms_of_year(school_class=assignment.school_class).filter(number__lt=term.number)
     )

@@ -223,7 +223,7 @@ def _class_export(
     """Students, appréciations and averages in three queries whatever the class size."""
     school = school_class.school
     statuses = exportable_statuses(school=school)
-    students = list(school_class.students.order_by("last_name", "first_name", "pk"))
+    students = list(school_class.students.order_by("sort_key", "pk"))
     subject_ids = [s.pk for s in subjects]
     appreciations = {
         (a.student_id, a.subject_id): a

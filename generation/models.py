@@ -23,28 +23,39 @@ class GenerationJob(models.Model):
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
 
     assignment = models.ForeignKey(
-        "classes.TeachingAssignment", on_delete=models.CASCADE, related_name="generation_jobs"
+        "classes.TeachingAssignment",
+        on_delete=models.CASCADE,
+        related_name="generation_jobs",
+        verbose_name="service d'enseignement",
     )
-    term = models.ForeignKey("classes.Term", on_delete=models.CASCADE, related_name="+")
+    term = models.ForeignKey(
+        "classes.Term", on_delete=models.CASCADE, related_name="+", verbose_name="trimestre"
+    )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name="demandée par",
     )
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
-    seed = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField("état", max_length=12, choices=Status.choices, default=Status.QUEUED)
+    seed = models.BigIntegerField("graine aléatoire", null=True, blank=True)
     # French, for the teacher; the English reason goes to the logs and error_detail.
-    error_message = models.TextField(blank=True)
-    error_detail = models.TextField(blank=True)
+    error_message = models.TextField("message d'erreur (pour l'enseignant)", blank=True)
+    error_detail = models.TextField("détail de l'erreur", blank=True)
     # Tasks sent for this job, and their deliveries: a task redelivered after a worker died
     # counts here, and the redeliveries are bounded.
-    tasks_sent = models.PositiveIntegerField(default=0)
-    deliveries = models.PositiveIntegerField(default=0)
-    worker_hostname = models.CharField(max_length=200, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    tasks_sent = models.PositiveIntegerField("tâches envoyées", default=0)
+    deliveries = models.PositiveIntegerField("remises des tâches", default=0)
+    worker_hostname = models.CharField("serveur de calcul", max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField("dernier signe de vie", null=True, blank=True)
+    created_at = models.DateTimeField("créée le", auto_now_add=True)
+    started_at = models.DateTimeField("commencée le", null=True, blank=True)
+    finished_at = models.DateTimeField("terminée le", null=True, blank=True)
 
     class Meta:
+        verbose_name = "génération"
+        verbose_name_plural = "générations"
         ordering = ["-created_at"]
         constraints = [
             # A second click while a job runs starts no duplicate.
@@ -73,31 +84,43 @@ class Draft(models.Model):
         FAILED = "failed", "Échec"
         CANCELLED = "cancelled", "Annulée"
 
-    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="drafts")
-    student = models.ForeignKey("classes.Student", on_delete=models.CASCADE, related_name="drafts")
-    subject = models.ForeignKey("classes.Subject", on_delete=models.PROTECT, related_name="+")
-    term = models.ForeignKey("classes.Term", on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    job = models.ForeignKey(
+        GenerationJob, on_delete=models.CASCADE, related_name="drafts", verbose_name="génération"
+    )
+    student = models.ForeignKey(
+        "classes.Student", on_delete=models.CASCADE, related_name="drafts", verbose_name="élève"
+    )
+    subject = models.ForeignKey(
+        "classes.Subject", on_delete=models.PROTECT, related_name="+", verbose_name="discipline"
+    )
+    term = models.ForeignKey(
+        "classes.Term", on_delete=models.CASCADE, related_name="+", verbose_name="trimestre"
+    )
+    status = models.CharField("état", max_length=10, choices=Status.choices, default=Status.PENDING)
     # The chat messages exactly as sent: pseudonymous by construction (no names, no ids).
-    prompt_messages = models.JSONField(default=list)
-    prompt_version = models.CharField(max_length=40)
-    text = models.TextField(blank=True)
-    raw_texts = models.JSONField(default=list, help_text="Every attempt, as generated.")
-    flags = models.JSONField(default=list, help_text="Failed checks: [{code, message}].")
-    attempts = models.PositiveSmallIntegerField(default=0)
-    model_base = models.CharField(max_length=300, blank=True)
-    model_adapter = models.CharField(max_length=300, blank=True)
-    is_test_model = models.BooleanField(default=False)
+    prompt_messages = models.JSONField("messages envoyés au modèle", default=list)
+    prompt_version = models.CharField("version des consignes", max_length=40)
+    text = models.TextField("texte", blank=True)
+    raw_texts = models.JSONField(
+        "textes générés", default=list, help_text="Every attempt, as generated."
+    )
+    flags = models.JSONField("alertes", default=list, help_text="Failed checks: [{code, message}].")
+    attempts = models.PositiveSmallIntegerField("tentatives", default=0)
+    model_base = models.CharField("modèle de base", max_length=300, blank=True)
+    model_adapter = models.CharField("adaptateur du modèle", max_length=300, blank=True)
+    is_test_model = models.BooleanField("modèle de test", default=False)
     # The worker generating it (a lease): several GPU workers share a class, each claiming
     # batches; a claim older than the lease, or by a worker that restarted, is taken over.
-    claimed_by = models.CharField(max_length=200, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    claims = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    generated_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField("pris en charge par", max_length=200, blank=True)
+    claimed_at = models.DateTimeField("pris en charge le", null=True, blank=True)
+    claims = models.PositiveSmallIntegerField("prises en charge", default=0)
+    created_at = models.DateTimeField("créé le", auto_now_add=True)
+    generated_at = models.DateTimeField("généré le", null=True, blank=True)
 
     class Meta:
-        ordering = ["student__last_name", "student__first_name"]
+        verbose_name = "brouillon"
+        verbose_name_plural = "brouillons"
+        ordering = ["student__sort_key", "student_id"]
         constraints = [
             # A task delivered twice cannot write a student's draft twice.
             models.UniqueConstraint(fields=["job", "student"], name="one_draft_per_job_student")
@@ -121,13 +144,15 @@ class WorkerState(models.Model):
         READY = "ready", "Prêt"
         FAILED = "failed", "Échec du chargement"
 
-    hostname = models.CharField(max_length=200, unique=True)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.IDLE)
-    model_info = models.JSONField(default=dict)
-    detail = models.TextField(blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    hostname = models.CharField("nom du serveur", max_length=200, unique=True)
+    state = models.CharField("état", max_length=10, choices=State.choices, default=State.IDLE)
+    model_info = models.JSONField("modèle", default=dict)
+    detail = models.TextField("détail", blank=True)
+    updated_at = models.DateTimeField("mis à jour le", auto_now=True)
 
     class Meta:
+        verbose_name = "état du serveur de calcul"
+        verbose_name_plural = "états des serveurs de calcul"
         ordering = ["-updated_at"]
 
     def __str__(self) -> str:
@@ -138,7 +163,10 @@ class BannedPhrase(models.Model):
     """A school's additions to the wording that circulaire 99-104 bans (checked on drafts)."""
 
     school = models.ForeignKey(
-        "classes.School", on_delete=models.CASCADE, related_name="banned_phrases"
+        "classes.School",
+        on_delete=models.CASCADE,
+        related_name="banned_phrases",
+        verbose_name="établissement",
     )
     phrase = models.CharField("expression", max_length=120)
 
@@ -168,38 +196,74 @@ class Appreciation(models.Model):
         RETURNED = "returned", "Renvoyée"
 
     student = models.ForeignKey(
-        "classes.Student", on_delete=models.CASCADE, related_name="appreciations"
+        "classes.Student",
+        on_delete=models.CASCADE,
+        related_name="appreciations",
+        verbose_name="élève",
     )
-    subject = models.ForeignKey("classes.Subject", on_delete=models.PROTECT, related_name="+")
-    term = models.ForeignKey("classes.Term", on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.GENERATED)
-    text = models.TextField(blank=True)
+    subject = models.ForeignKey(
+        "classes.Subject", on_delete=models.PROTECT, related_name="+", verbose_name="discipline"
+    )
+    term = models.ForeignKey(
+        "classes.Term", on_delete=models.CASCADE, related_name="+", verbose_name="trimestre"
+    )
+    status = models.CharField(
+        "état", max_length=10, choices=Status.choices, default=Status.GENERATED
+    )
+    text = models.TextField("texte", blank=True)
     draft = models.ForeignKey(
-        Draft, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Draft,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="brouillon",
     )
     # A draft that arrived while a human's text was final or returned: shown beside that text,
     # never in its place, until the teacher validates it or sets it aside.
     offered_draft = models.ForeignKey(
-        Draft, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Draft,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="nouveau brouillon proposé",
     )
-    version = models.PositiveIntegerField(default=1)
+    version = models.PositiveIntegerField("version", default=1)
     validated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="validée par",
     )
-    validated_at = models.DateTimeField(null=True, blank=True)
+    validated_at = models.DateTimeField("validée le", null=True, blank=True)
     approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="approuvée par",
     )
-    approved_at = models.DateTimeField(null=True, blank=True)
-    return_comment = models.TextField(blank=True)
+    approved_at = models.DateTimeField("approuvée le", null=True, blank=True)
+    return_comment = models.TextField("commentaire du renvoi", blank=True)
     returned_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="renvoyée par",
     )
-    returned_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    returned_at = models.DateTimeField("renvoyée le", null=True, blank=True)
+    updated_at = models.DateTimeField("modifiée le", auto_now=True)
 
     class Meta:
-        ordering = ["student__last_name", "student__first_name"]
+        verbose_name = "appréciation"
+        verbose_name_plural = "appréciations"
+        ordering = ["student__sort_key", "student_id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["student", "subject", "term"], name="one_appreciation_per_term"
@@ -253,30 +317,47 @@ class Feedback(models.Model):
         WRONG_FACTS = "wrong_facts", "Faits inexacts"
 
     appreciation = models.ForeignKey(
-        Appreciation, on_delete=models.SET_NULL, null=True, blank=True, related_name="feedback"
+        Appreciation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="feedback",
+        verbose_name="appréciation",
     )
     draft = models.ForeignKey(
-        Draft, on_delete=models.SET_NULL, null=True, blank=True, related_name="feedback"
+        Draft,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="feedback",
+        verbose_name="brouillon",
     )
-    school = models.ForeignKey("classes.School", on_delete=models.CASCADE, related_name="+")
+    school = models.ForeignKey(
+        "classes.School", on_delete=models.CASCADE, related_name="+", verbose_name="établissement"
+    )
     validated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="validée par",
     )
-    validated_at = models.DateTimeField(auto_now_add=True)
-    draft_text = models.TextField(blank=True)
-    final_text = models.TextField()
-    edited = models.BooleanField(default=False)
-    edit_distance = models.PositiveIntegerField(default=0)
-    seconds_spent = models.PositiveIntegerField(null=True, blank=True)
-    flags = models.JSONField(default=list)
-    prompt_messages = models.JSONField(default=list)
-    prompt_version = models.CharField(max_length=40, blank=True)
-    model_base = models.CharField(max_length=300, blank=True)
-    model_adapter = models.CharField(max_length=300, blank=True)
+    validated_at = models.DateTimeField("validée le", auto_now_add=True)
+    draft_text = models.TextField("texte du brouillon", blank=True)
+    final_text = models.TextField("texte final")
+    edited = models.BooleanField("modifiée", default=False)
+    edit_distance = models.PositiveIntegerField("distance d'édition", default=0)
+    seconds_spent = models.PositiveIntegerField("secondes passées", null=True, blank=True)
+    flags = models.JSONField("alertes", default=list)
+    prompt_messages = models.JSONField("messages envoyés au modèle", default=list)
+    prompt_version = models.CharField("version des consignes", max_length=40, blank=True)
+    model_base = models.CharField("modèle de base", max_length=300, blank=True)
+    model_adapter = models.CharField("adaptateur du modèle", max_length=300, blank=True)
     # The inputs as the dataset records them (no identity): subject, trimester, averages...
-    inputs = models.JSONField(default=dict)
-    rating = models.CharField(max_length=4, choices=Rating.choices, blank=True)
-    reason = models.CharField(max_length=12, choices=Reason.choices, blank=True)
+    inputs = models.JSONField("saisies", default=dict)
+    rating = models.CharField("avis", max_length=4, choices=Rating.choices, blank=True)
+    reason = models.CharField("motif", max_length=12, choices=Reason.choices, blank=True)
 
     class Meta:
         ordering = ["-validated_at"]
@@ -296,21 +377,28 @@ class QuickDraft(models.Model):
         FAILED = "failed", "Échec"
 
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name="demandé par",
     )
-    school = models.ForeignKey("classes.School", on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
-    inputs = models.JSONField(default=dict)
-    prompt_messages = models.JSONField(default=list)
-    prompt_version = models.CharField(max_length=40)
-    text = models.TextField(blank=True)
-    flags = models.JSONField(default=list)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    is_test_model = models.BooleanField(default=False)
-    error_message = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    school = models.ForeignKey(
+        "classes.School", on_delete=models.CASCADE, related_name="+", verbose_name="établissement"
+    )
+    status = models.CharField("état", max_length=8, choices=Status.choices, default=Status.QUEUED)
+    inputs = models.JSONField("saisies", default=dict)
+    prompt_messages = models.JSONField("messages envoyés au modèle", default=list)
+    prompt_version = models.CharField("version des consignes", max_length=40)
+    text = models.TextField("texte", blank=True)
+    flags = models.JSONField("alertes", default=list)
+    attempts = models.PositiveSmallIntegerField("tentatives", default=0)
+    is_test_model = models.BooleanField("modèle de test", default=False)
+    error_message = models.TextField("message d'erreur", blank=True)
+    created_at = models.DateTimeField("créé le", auto_now_add=True)
 
     class Meta:
+        verbose_name = "brouillon rapide"
+        verbose_name_plural = "brouillons rapides"
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

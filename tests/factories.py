@@ -141,3 +141,39 @@ class TermAssessmentFactory(DjangoModelFactory):
     behaviour = Decimal("7")
     participation = Decimal("6")
     work = Decimal("8")
+
+
+# A French class list as a teacher expects it: accents, case, apostrophes, particles and
+# ligatures sort as in French (ICU), last name before first name. Code-point order (SQLite,
+# PostgreSQL's "C" collation) gets almost every pair of it wrong.
+FRENCH_CLASS_ORDER = [
+    ("Bénard", "Lucie"),
+    ("Bertrand", "Hugo"),
+    ("Çelik", "Emre"),
+    ("de La Fontaine", "Jean"),
+    ("Lambert", "Inès"),
+    ("LE GALL", "Yann"),
+    ("Martin", "Élodie"),
+    ("Martin", "Zoé"),
+    ("Martinez", "Anne"),
+    ("N'Diaye", "Awa"),
+    ("Nguyen", "Minh"),
+    ("Œuvray", "Paul"),
+    ("Vincent", "Léa"),
+]
+
+
+def french_class_students(school_class: SchoolClass) -> list[Student]:
+    """The students of FRENCH_CLASS_ORDER, created in an order that is neither theirs nor the
+    code-point one (so neither the ids nor a wrong sort can pass for the right order)."""
+    created = {}
+    for index in (7, 2, 11, 0, 9, 4, 12, 1, 5, 10, 3, 8, 6):
+        last_name, first_name = FRENCH_CLASS_ORDER[index]
+        created[index] = StudentFactory(
+            school_class=school_class, last_name=last_name, first_name=first_name
+        )
+    return [created[index] for index in range(len(FRENCH_CLASS_ORDER))]
+
+
+def full_names(students) -> list[str]:
+    return [f"{s.last_name} {s.first_name}" for s in students]

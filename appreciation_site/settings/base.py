@@ -177,6 +177,8 @@ CONTENT_SECURITY_POLICY = {
 
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français")]
+# The French labels some dependencies lack (django-axes in the admin): locale/fr/LC_MESSAGES.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", default="Europe/Paris")
 USE_I18N = True
 USE_TZ = True

@@ -28,7 +28,13 @@
 
   function announce(button, message) {
     const status = document.getElementById("copy-status");
-    if (status) status.textContent = message;
+    if (status) {
+      // Emptied first: the same message twice in a row is announced twice.
+      status.textContent = "";
+      window.setTimeout(function () {
+        status.textContent = message;
+      }, 50);
+    }
     if (!button.dataset.label) button.dataset.label = button.textContent;
     button.textContent = message.startsWith("Copié") ? "Copié ✓" : button.dataset.label;
     window.clearTimeout(Number(button.dataset.timer || 0));
@@ -54,8 +60,10 @@
     const source = document.getElementById(button.dataset.copy);
     if (!source) return;
     const text = sourceText(source);
+    // The live region says what was copied: the student's name when one line was.
+    const what = button.dataset.copied;
     const done = function () {
-      announce(button, "Copié dans le presse-papiers.");
+      announce(button, what ? "Copié : " + what + "." : "Copié dans le presse-papiers.");
     };
     const fallback = function () {
       if (legacyCopy(source)) {
