@@ -9,6 +9,7 @@ from django.db.models import Count, Q
 from classes.models import Student, TeachingAssignment, Term, TermAssessment
 from classes.selectors import StudentRow, class_sheet
 
+from .backends import MODEL_MISSING_USER_MESSAGE
 from .models import Appreciation, BannedPhrase, Draft, Feedback, GenerationJob, WorkerState
 from .prompts import PromptInputs
 
@@ -95,6 +96,29 @@ def job_progress(*, job: GenerationJob) -> dict[str, int]:
 
 def worker_states() -> list[WorkerState]:
     return list(WorkerState.objects.all())
+
+
+def model_missing_on_every_worker() -> WorkerState | None:
+    """The latest worker state when every generation worker that reported says its model is
+    missing (checked at its start); None when one may have it, or none reported yet."""
+    states = worker_states()
+    if states and all(state.state == WorkerState.State.MISSING for state in states):
+        return states[0]
+    return None
+
+
+def job_failed_for_missing_model(*, job: GenerationJob | None) -> bool:
+    return (
+        job is not None
+        and job.status == GenerationJob.Status.FAILED
+        and job.error_message == MODEL_MISSING_USER_MESSAGE
+    )
+
+
+def sees_model_setup(*, user) -> bool:
+    """Whether the user is told how the model is installed (the platform's or the school's
+    administrators); a teacher is told to warn them."""
+    return bool(user.is_staff or getattr(user, "is_school_admin", False))
 
 
 def students_with_final_appreciation(*, assignment: TeachingAssignment, term: Term) -> set[int]:
