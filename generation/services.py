@@ -206,14 +206,23 @@ def worker_check_model(*, hostname: str, backend: BaseBackend | None = None) -> 
     hostname = hostname or socket.gethostname()
     try:
         backend = backend or get_backend()
-        availability = backend.check_available()
     except Exception:
         # The check must never stop a worker: the load, later, says what is wrong.
-        logger.exception("Worker %s: the model check failed", hostname)
+        logger.exception("Worker %s: no backend to check the model with", hostname)
         worker_state_set(hostname=hostname, state=WorkerState.State.IDLE, backend=None)
         return ModelAvailability(available=True)
+    availability = _check_available(backend)
     _record_availability(hostname=hostname, backend=backend, availability=availability)
     return availability
+
+
+def _check_available(backend: BaseBackend) -> ModelAvailability:
+    """The backend's check; one that breaks says "available" and lets the load tell."""
+    try:
+        return backend.check_available()
+    except Exception:
+        logger.exception("The model check failed: the load will tell")
+        return ModelAvailability(available=True)
 
 
 def _record_availability(
@@ -380,7 +389,7 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
     if backend.status != "ready":
         # Seconds, not the minutes of a load that cannot succeed; and the model may have been
         # installed since the worker started.
-        availability = backend.check_available()
+        availability = _check_available(backend)
         if not availability.available:
             _record_availability(hostname=hostname, backend=backend, availability=availability)
             _job_fail(job.pk, message=MODEL_MISSING_USER_MESSAGE, detail=availability.detail)
@@ -727,7 +736,7 @@ def quick_draft_run(*, quick_draft_id: int, backend: BaseBackend | None = None) 
     if quick is None:
         return
     backend = backend or get_backend()
-    if backend.status != "ready" and not backend.check_available().available:
+    if backend.status != "ready" and not _check_available(backend).available:
         QuickDraft.objects.filter(pk=quick.pk).update(
             status=QuickDraft.Status.FAILED, error_message=MODEL_MISSING_USER_MESSAGE
         )

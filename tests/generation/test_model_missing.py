@@ -102,6 +102,19 @@ def test_worker_check_records_idle_when_the_model_is_there():
     assert state.state == WorkerState.State.IDLE and state.detail == ""
 
 
+class BrokenCheckBackend(PresentModelBackend):
+    def check_available(self) -> ModelAvailability:
+        raise OSError("cache unreadable")
+
+
+@pytest.mark.django_db
+def test_a_check_that_breaks_never_blocks_the_worker(caplog):
+    result = services.worker_check_model(hostname="gpu@box", backend=BrokenCheckBackend())
+    assert result.available  # the load, later, will say what is wrong
+    assert WorkerState.objects.get(hostname="gpu@box").state == WorkerState.State.IDLE
+    assert "The model check failed" in caplog.text
+
+
 @pytest.mark.django_db
 def test_worker_ready_handler_checks_the_configured_model(settings, tmp_path, tiny_model_dirs):
     base, adapter = tiny_model_dirs
