@@ -72,21 +72,43 @@ def can_edit_assessments(*, user: Teacher, assignment: TeachingAssignment, term:
     return assignment.teacher_id == user.pk and not term.is_closed
 
 
+# "Ready to draft", the one definition: the dashboard's counts, the class page, the review page
+# and job creation all read it from here. The current term's average, behaviour, participation
+# and work are required; earlier terms' averages are optional (a student who joined the class
+# mid-year has none, and the prompt says N/A, as the model card's form does).
+READY_TO_DRAFT_FIELDS = TermAssessment.INPUT_FIELDS
+
+
+def draft_missing_labels(assessment: TermAssessment | None) -> list[str]:
+    """What a student still lacks before a draft can be asked for (French labels, in column
+    order); empty means ready."""
+    return [
+        str(TermAssessment._meta.get_field(name).verbose_name)
+        for name in READY_TO_DRAFT_FIELDS
+        if assessment is None or getattr(assessment, name) is None
+    ]
+
+
+def ready_to_draft_condition(*, term: Term, through: str = "", **extra) -> Q:
+    """The same definition as a database condition on the assessments reached through
+    `through` (e.g. "school_class__students__"), for counts computed in SQL."""
+    lookups = {f"{through}assessments__term": term}
+    for name in READY_TO_DRAFT_FIELDS:
+        lookups[f"{through}assessments__{name}__isnull"] = False
+    lookups.update({f"{through}assessments__{key}": value for key, value in extra.items()})
+    return Q(**lookups)
+
+
 def with_completion(
     assignments: QuerySet[TeachingAssignment], *, term: Term
 ) -> QuerySet[TeachingAssignment]:
-    """Annotate each assignment with its number of students and of complete inputs."""
-    complete = Q(
-        school_class__students__assessments__term=term,
-        school_class__students__assessments__subject=F("subject"),
-        school_class__students__assessments__average__isnull=False,
-        school_class__students__assessments__behaviour__isnull=False,
-        school_class__students__assessments__participation__isnull=False,
-        school_class__students__assessments__work__isnull=False,
+    """Annotate each assignment with its number of students and of students ready to draft."""
+    ready = ready_to_draft_condition(
+        term=term, through="school_class__students__", subject=F("subject")
     )
     return assignments.filter(school_class__school_year_id=term.school_year_id).annotate(
         student_count=Count("school_class__students", distinct=True),
-        complete_count=Count("school_class__students", filter=complete, distinct=True),
+        complete_count=Count("school_class__students", filter=ready, distinct=True),
     )
 
 
@@ -98,16 +120,12 @@ class StudentRow:
 
     @property
     def is_complete(self) -> bool:
-        return self.assessment is not None and self.assessment.is_complete
+        """Ready to draft (see READY_TO_DRAFT_FIELDS): earlier averages are not needed."""
+        return not self.missing_labels
 
     @property
     def missing_labels(self) -> list[str]:
-        if self.assessment is None:
-            return [
-                str(TermAssessment._meta.get_field(name).verbose_name)
-                for name in TermAssessment.INPUT_FIELDS
-            ]
-        return self.assessment.missing_labels
+        return draft_missing_labels(self.assessment)
 
 
 def class_sheet(

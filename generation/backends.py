@@ -20,6 +20,31 @@ MODEL_LOAD_USER_MESSAGE = (
     "Le modèle n'a pas pu être chargé. Les appréciations ne peuvent pas être générées pour"
     " le moment : réessayez plus tard ou prévenez l'administrateur de la plateforme."
 )
+# A worker found no model on its machine (checked at start, and before each job): the teacher
+# is told at once, not after a load that would time out.
+MODEL_MISSING_USER_MESSAGE = (
+    "Le modèle de langue n'est pas installé sur le serveur de calcul : les appréciations ne"
+    " peuvent pas être générées pour le moment. Prévenez l'administrateur de votre"
+    " établissement. Vos saisies et les brouillons déjà rédigés sont conservés."
+)
+
+
+@dataclass(frozen=True)
+class ModelAvailability:
+    """Whether a backend's model is on this machine, found without loading it.
+
+    missing: what is absent and where it was looked for, in English (logs, administrators).
+    """
+
+    available: bool
+    base_model: str = ""
+    adapter: str = ""
+    missing: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def detail(self) -> str:
+        return "; ".join(self.missing)
 
 
 @dataclass(frozen=True)
@@ -65,6 +90,12 @@ class BaseBackend:
 
     def load(self) -> None:
         """Load the model now rather than on the first generate()."""
+
+    def check_available(self) -> ModelAvailability:
+        """Whether the model's files are on this machine: offline, in a few seconds at most,
+        without loading the model (a worker calls it when it starts, and before a job).
+        A backend with nothing to load from disk is always available."""
+        return ModelAvailability(available=True)
 
     def model_info(self) -> dict[str, Any]:
         """Base and adapter ids, device, dtype, and whether it is the test model."""

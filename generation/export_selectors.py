@@ -371,7 +371,9 @@ def _inputs_complete(inputs: dict) -> bool:
     trimester = inputs.get("trimester")
     if not isinstance(trimester, int) or not 1 <= trimester <= 3 or len(averages) < trimester:
         return False
-    if any(average is None for average in averages[:trimester]):
+    # The term's own average is needed; an earlier one may be missing (a student who joined
+    # mid-year, drafted with N/A): the dataset leaves that note empty, as eltorio's does.
+    if averages[trimester - 1] is None:
         return False
     ratings = (inputs.get(name) for name in ("behaviour", "participation", "work"))
     return bool(inputs.get("subject")) and all(rating is not None for rating in ratings)

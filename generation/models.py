@@ -136,10 +136,12 @@ class Draft(models.Model):
 
 
 class WorkerState(models.Model):
-    """What each generation worker says of its model: loading, ready or failed."""
+    """What each generation worker says of its model: absent, loading, ready or failed."""
 
     class State(models.TextChoices):
         IDLE = "idle", "Démarré, modèle non chargé"
+        # Checked when the worker starts (and before each job): no model files on its machine.
+        MISSING = "missing", "Modèle absent"
         LOADING = "loading", "Chargement du modèle"
         READY = "ready", "Prêt"
         FAILED = "failed", "Échec du chargement"

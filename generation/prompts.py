@@ -51,6 +51,9 @@ _USER_PROMPTS = {
     " trimestre et {t1} au premier trimestre, " + _RATINGS,
 }
 _TRIMESTER_FULL = {1: "premier trimestre", 2: "deuxième trimestre", 3: "troisième trimestre"}
+# The card's form takes "notes des 3 trimestres ou N/A si inapproprié": an earlier term's
+# average that does not apply (a student who joined the class mid-year) is sent as N/A.
+NOT_APPLICABLE = "N/A"
 
 # The card's subjects, compared on letters only: the adapter was trained on them with the
 # "histoire-géographie" prompt, HGGSP included.
@@ -76,7 +79,8 @@ class PromptInputs:
 
     subject_name: str
     trimester: int
-    # (T1, T2, T3); later terms may be None. Lists are accepted and stored as a tuple.
+    # (T1, T2, T3); the current term's is required, earlier ones may be None (sent as N/A),
+    # later ones are ignored. Lists are accepted and stored as a tuple.
     averages: tuple[Number | None, Number | None, Number | None]
     behaviour: Number
     participation: Number
@@ -115,14 +119,18 @@ def system_prompt(subject_name: str) -> str:
 
 
 def user_prompt(inputs: PromptInputs) -> str:
-    """The card's user prompt for the trimester, with the earlier averages it quotes."""
+    """The card's user prompt for the trimester, with the earlier averages it quotes (N/A
+    for an earlier term without one)."""
     _validate(inputs)
-    t1, t2, t3 = inputs.averages
+    t1, t2, t3 = (
+        format_number(average) if average is not None else NOT_APPLICABLE
+        for average in inputs.averages
+    )
     return _USER_PROMPTS[inputs.trimester].format(
         trimester_full=_TRIMESTER_FULL[inputs.trimester],
-        t1=format_number(t1) if t1 is not None else "",
-        t2=format_number(t2) if t2 is not None else "",
-        t3=format_number(t3) if t3 is not None else "",
+        t1=t1,
+        t2=t2,
+        t3=t3,
         behaviour=format_number(inputs.behaviour),
         participation=format_number(inputs.participation),
         work=format_number(inputs.work),
@@ -144,15 +152,17 @@ def _validate(inputs: PromptInputs) -> None:
         raise ValueError(f"The trimester must be 1, 2 or 3, not {inputs.trimester!r}.")
     if len(inputs.averages) != 3:
         raise ValueError(f"Three averages (T1, T2, T3) are expected, got {len(inputs.averages)}.")
-    # The current term's average and every earlier one appear in the prompt.
+    # The current term's average is required; an earlier one may be missing (N/A).
+    current = inputs.averages[inputs.trimester - 1]
+    if current is None:
+        raise ValueError(
+            f"The trimester {inputs.trimester} average is missing: a trimester"
+            f" {inputs.trimester} prompt needs the current term's average."
+        )
     for term in range(1, inputs.trimester + 1):
         average = inputs.averages[term - 1]
-        if average is None:
-            raise ValueError(
-                f"The trimester {term} average is missing: a trimester {inputs.trimester}"
-                f" prompt needs the averages of trimesters 1 to {inputs.trimester}."
-            )
-        _check_range(f"The trimester {term} average", average, AVERAGE_MAX)
+        if average is not None:
+            _check_range(f"The trimester {term} average", average, AVERAGE_MAX)
     for label, rating in (
         ("behaviour", inputs.behaviour),
         ("participation", inputs.participation),

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
 
-from classes.models import Student, TeachingAssignment, Term
+from classes.models import Student, TeachingAssignment, Term, TermAssessment
 from classes.selectors import StudentRow, class_sheet
 
+from .backends import MODEL_MISSING_USER_MESSAGE
 from .models import (
     HUMAN_TEXT_STATUSES,
     Appreciation,
@@ -26,6 +27,10 @@ class StudentReadiness:
     student: Student
     inputs: PromptInputs | None
     missing: tuple[str, ...]
+    # What is known whether ready or not: (T1, T2, T3) averages and the term's ratings, None
+    # where missing (the feedback dataset records them so, never as 0).
+    averages: tuple = (None, None, None)
+    ratings: dict = field(default_factory=dict)
 
     @property
     def is_ready(self) -> bool:
@@ -33,26 +38,29 @@ class StudentReadiness:
 
 
 def prompt_inputs_for_row(*, row: StudentRow, subject_name: str, term: Term) -> StudentReadiness:
-    """The model's inputs for one student, or what is missing (in French)."""
-    missing = list(row.missing_labels)
-    averages = [None, None, None]
+    """The model's inputs for one student, or what is missing (in French).
+
+    Ready or not is the class sheet's one definition (StudentRow.missing_labels): the term's
+    own inputs. An earlier term without an average is sent as N/A.
+    """
+    averages: list = [None, None, None]
     for earlier_term, average in row.earlier_averages:
-        if average is None:
-            missing.append(f"moyenne du {earlier_term.label}")
         averages[earlier_term.number - 1] = average
-    if missing:
-        return StudentReadiness(row.student, None, tuple(missing))
     assessment = row.assessment
-    averages[term.number - 1] = assessment.average
-    inputs = PromptInputs(
-        subject_name=subject_name,
-        trimester=term.number,
-        averages=tuple(averages),
-        behaviour=assessment.behaviour,
-        participation=assessment.participation,
-        work=assessment.work,
-    )
-    return StudentReadiness(row.student, inputs, ())
+    ratings = {name: None for name in TermAssessment.RATING_FIELDS}
+    if assessment is not None:
+        averages[term.number - 1] = assessment.average
+        ratings = {name: getattr(assessment, name) for name in TermAssessment.RATING_FIELDS}
+    missing = tuple(row.missing_labels)
+    inputs = None
+    if not missing:
+        inputs = PromptInputs(
+            subject_name=subject_name,
+            trimester=term.number,
+            averages=tuple(averages),
+            **ratings,
+        )
+    return StudentReadiness(row.student, inputs, missing, tuple(averages), ratings)
 
 
 def class_readiness(
@@ -96,6 +104,29 @@ def job_progress(*, job: GenerationJob) -> dict[str, int]:
 
 def worker_states() -> list[WorkerState]:
     return list(WorkerState.objects.all())
+
+
+def model_missing_on_every_worker() -> WorkerState | None:
+    """The latest worker state when every generation worker that reported says its model is
+    missing (checked at its start); None when one may have it, or none reported yet."""
+    states = worker_states()
+    if states and all(state.state == WorkerState.State.MISSING for state in states):
+        return states[0]
+    return None
+
+
+def job_failed_for_missing_model(*, job: GenerationJob | None) -> bool:
+    return (
+        job is not None
+        and job.status == GenerationJob.Status.FAILED
+        and job.error_message == MODEL_MISSING_USER_MESSAGE
+    )
+
+
+def sees_model_setup(*, user) -> bool:
+    """Whether the user is told how the model is installed (the platform's or the school's
+    administrators); a teacher is told to warn them."""
+    return bool(user.is_staff or getattr(user, "is_school_admin", False))
 
 
 def students_with_final_appreciation(*, assignment: TeachingAssignment, term: Term) -> set[int]:
@@ -168,17 +199,18 @@ def _number(value) -> float | None:
 def dataset_inputs(
     *, student: Student, assignment: TeachingAssignment, term: Term, readiness: StudentReadiness
 ) -> dict:
-    """The inputs as the `eltorio/appreciation` dataset records them: no identity."""
-    inputs = readiness.inputs
+    """The inputs as the `eltorio/appreciation` dataset records them: no identity; a missing
+    average or rating is None (the dataset leaves it empty), never 0."""
+    ratings = readiness.ratings
     return {
         "subject": assignment.subject.name,
         "level": assignment.school_class.level.name,
         "trimester": term.number,
         "repeating": student.is_repeating,
-        "averages": [_number(a) for a in inputs.averages] if inputs else [],
-        "behaviour": _number(inputs.behaviour) if inputs else None,
-        "participation": _number(inputs.participation) if inputs else None,
-        "work": _number(inputs.work) if inputs else None,
+        "averages": [_number(a) for a in readiness.averages],
+        "behaviour": _number(ratings.get("behaviour")),
+        "participation": _number(ratings.get("participation")),
+        "work": _number(ratings.get("work")),
     }
 
 

@@ -19,7 +19,13 @@ from classes.models import Student, Teacher, TeachingAssignment, Term
 from classes.services import ensure_term_open
 
 from . import selectors
-from .backends import BaseBackend, ModelLoadError, get_backend
+from .backends import (
+    MODEL_MISSING_USER_MESSAGE,
+    BaseBackend,
+    ModelAvailability,
+    ModelLoadError,
+    get_backend,
+)
 from .checks import CheckFlag, check_text
 from .drafting import DraftItem, draft_with_checks
 from .models import (
@@ -128,6 +134,19 @@ def job_create(
         )
         for r in ready
     )
+    missing = selectors.model_missing_on_every_worker()
+    if missing is not None:
+        # The only worker(s) said at start that they have no model: fail now, not after a
+        # load that would time out. The drafts stay pending for « Réessayer », which asks
+        # the worker again (the model may have been installed since).
+        _job_fail(
+            job.pk,
+            message=MODEL_MISSING_USER_MESSAGE,
+            detail=f"No generation worker has the model: {missing.hostname}: {missing.detail}",
+        )
+        logger.error("Job %s failed at once: no worker has the model", job.pk)
+        job.refresh_from_db()
+        return job
     _enqueue(job, draft_count=len(ready))
     logger.info("Job %s queued: %s drafts for assignment %s", job.pk, len(ready), assignment.pk)
     return job
@@ -196,6 +215,55 @@ def worker_state_set(*, hostname: str, state: str, backend: BaseBackend | None, 
     WorkerState.objects.update_or_create(
         hostname=hostname or socket.gethostname(),
         defaults={"state": state, "model_info": info, "detail": detail},
+    )
+
+
+def worker_check_model(*, hostname: str, backend: BaseBackend | None = None) -> ModelAvailability:
+    """At worker start: are the model's files on this machine? Nothing is loaded (that would
+    take minutes); the answer is recorded as the worker's state (idle or model missing)."""
+    hostname = hostname or socket.gethostname()
+    try:
+        backend = backend or get_backend()
+    except Exception:
+        # The check must never stop a worker: the load, later, says what is wrong.
+        logger.exception("Worker %s: no backend to check the model with", hostname)
+        worker_state_set(hostname=hostname, state=WorkerState.State.IDLE, backend=None)
+        return ModelAvailability(available=True)
+    availability = _check_available(backend)
+    _record_availability(hostname=hostname, backend=backend, availability=availability)
+    return availability
+
+
+def _check_available(backend: BaseBackend) -> ModelAvailability:
+    """The backend's check; one that breaks says "available" and lets the load tell."""
+    try:
+        return backend.check_available()
+    except Exception:
+        logger.exception("The model check failed: the load will tell")
+        return ModelAvailability(available=True)
+
+
+def _record_availability(
+    *, hostname: str, backend: BaseBackend, availability: ModelAvailability
+) -> None:
+    if availability.available:
+        logger.info("Worker %s: model present (checked in %.3f s)", hostname, availability.seconds)
+        if backend.status != "ready":
+            worker_state_set(hostname=hostname, state=WorkerState.State.IDLE, backend=backend)
+        return
+    logger.error(
+        "Worker %s: model missing (checked in %.3f s): %s. Install it with"
+        " `python manage.py fetch_model`, or run the offline test model"
+        " (APPRECIATION_TEST_MODEL=1).",
+        hostname,
+        availability.seconds,
+        availability.detail,
+    )
+    worker_state_set(
+        hostname=hostname,
+        state=WorkerState.State.MISSING,
+        backend=backend,
+        detail=availability.detail,
     )
 
 
@@ -348,6 +416,13 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
         return
     backend = backend or get_backend()
     if backend.status != "ready":
+        # Seconds, not the minutes of a load that cannot succeed; and the model may have been
+        # installed since the worker started.
+        availability = _check_available(backend)
+        if not availability.available:
+            _record_availability(hostname=hostname, backend=backend, availability=availability)
+            _job_fail(job.pk, message=MODEL_MISSING_USER_MESSAGE, detail=availability.detail)
+            return
         worker_state_set(hostname=hostname, state=WorkerState.State.LOADING, backend=backend)
     try:
         backend.load()
@@ -773,6 +848,11 @@ def quick_draft_run(*, quick_draft_id: int, backend: BaseBackend | None = None) 
     if quick is None:
         return
     backend = backend or get_backend()
+    if backend.status != "ready" and not _check_available(backend).available:
+        QuickDraft.objects.filter(pk=quick.pk).update(
+            status=QuickDraft.Status.FAILED, error_message=MODEL_MISSING_USER_MESSAGE
+        )
+        return
     try:
         backend.load()
         outcome = draft_with_checks(

@@ -4,7 +4,6 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from . import services
-from .models import WorkerState
 
 
 @shared_task(
@@ -19,8 +18,23 @@ def generate_quick_draft(quick_draft_id: int) -> None:
     services.quick_draft_run(quick_draft_id=quick_draft_id)
 
 
+GENERATION_QUEUE = "gpu"
+
+
 @worker_ready.connect
 def recover_after_restart(sender, **kwargs) -> None:
-    """A worker killed mid-class held drafts: release them and send the job again."""
-    services.worker_state_set(hostname=sender.hostname, state=WorkerState.State.IDLE, backend=None)
+    """When a worker is ready: a generation worker checks that its model is there (without
+    loading it: that would take minutes) and records the answer; a worker killed mid-class
+    held drafts: release them and send the job again."""
+    if _consumes_generation_queue(sender):
+        services.worker_check_model(hostname=sender.hostname)
     services.worker_recover(hostname=sender.hostname)
+
+
+def _consumes_generation_queue(consumer) -> bool:
+    """False for a worker of the `default` queue only (the web image: no model to check)."""
+    try:
+        queues = set(consumer.app.amqp.queues.consume_from)
+    except AttributeError:
+        return True
+    return not queues or GENERATION_QUEUE in queues

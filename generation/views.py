@@ -60,6 +60,8 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
         "editable": editable,
         "max_chars": assignment.school_class.school.appreciation_max_chars,
         "worker_states": selectors.worker_states(),
+        "job_model_missing": selectors.job_failed_for_missing_model(job=job),
+        "sees_model_setup": selectors.sees_model_setup(user=request.user),
         "test_model": settings.APPRECIATION_TEST_MODEL
         or any(r.draft and r.draft.is_test_model for r in rows),
         "feedback_reasons": Feedback.Reason.choices,
@@ -159,6 +161,8 @@ def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
         "max_chars": job.assignment.school_class.school.appreciation_max_chars,
         "feedback_reasons": Feedback.Reason.choices,
         "worker_states": selectors.worker_states(),
+        "job_model_missing": selectors.job_failed_for_missing_model(job=job),
+        "sees_model_setup": selectors.sees_model_setup(user=request.user),
     }
     response = render(request, "generation/review.html#progress_response", context)
     if not job.is_active:
@@ -478,6 +482,7 @@ def quick_draft_result(request: HttpRequest, quick_pk: int) -> HttpResponse:
         "quick": quick,
         "test_model": settings.APPRECIATION_TEST_MODEL or quick.is_test_model,
         "worker_states": selectors.worker_states(),
+        "sees_model_setup": selectors.sees_model_setup(user=request.user),
     }
     if request.htmx:
         response = render(request, "generation/quick_draft.html#quick_result", context)

@@ -22,6 +22,9 @@ fi
 
 $BIN/python manage.py migrate --no-input -v 0
 $BIN/python manage.py seed_demo --if-empty
+# Whether the model is here, before the worker would find out on a teacher's first click
+# (offline, nothing loaded; the worker runs the same check when it starts).
+$BIN/python manage.py check_model
 
 if [ -z "${REDIS_URL:-}" ]; then
   echo "Broker : transport « filesystem » de kombu (var/broker), aucun service requis."

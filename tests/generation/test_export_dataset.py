@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generation.export_selectors import LeftOut, dataset_row_id, dataset_selection
-from generation.exports import DATASET_CSV_COLUMNS
+from generation.exports import DATASET_CSV_COLUMNS, dataset_csv
 from generation.models import Appreciation, Draft, Feedback, GenerationJob
 from generation.prompts import PromptInputs, build_messages
 from tests.factories import StudentFactory
@@ -283,6 +283,16 @@ def test_the_csv_needs_complete_inputs(world):
     selection = dataset_selection(fmt="appreciation-csv")
     assert selection.rows == []
     assert selection.left_out == {LeftOut.INCOMPLETE: 3}
+
+
+def test_a_newcomers_row_leaves_the_earlier_average_empty(world):
+    """A student who joined mid-year was drafted with N/A for term 1: the dataset, like
+    `eltorio/appreciation`, leaves that note empty rather than leaving the row out."""
+    make_feedback(world, inputs={**INPUTS, "averages": [None, 12.5, None]})
+    selection = dataset_selection(fmt="appreciation-csv")
+    assert selection.left_out == {}
+    rows = list(csv.reader(io.StringIO(dataset_csv(selection.rows).decode("utf-8"))))
+    assert rows[1][4:7] == ["", "12.5", ""]
 
 
 def test_erased_students_feedback_stays_pseudonymous_and_exportable(world):

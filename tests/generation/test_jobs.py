@@ -101,8 +101,15 @@ def test_deliveries_are_bounded(world, tiny_model_settings):
     assert job.drafts.filter(status=Draft.Status.PENDING).count() == 3
 
 
-def test_model_that_cannot_load_fails_the_job_in_french(world, tiny_model_settings, caplog):
-    tiny_model_settings.APPRECIATION_BASE_MODEL = "/nonexistent/model/folder"
+def test_model_that_cannot_load_fails_the_job_in_french(
+    world, tiny_model_settings, caplog, tmp_path
+):
+    # Its files are there (a missing model is told at once: test_model_missing.py), but broken.
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    tiny_model_settings.APPRECIATION_BASE_MODEL = str(broken)
     reset_backend_cache()
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
@@ -110,7 +117,7 @@ def test_model_that_cannot_load_fails_the_job_in_french(world, tiny_model_settin
     job.refresh_from_db()
     assert job.status == GenerationJob.Status.FAILED
     assert "Le modèle n'a pas pu être chargé" in job.error_message
-    assert "/nonexistent/model/folder" in job.error_detail  # the English reason, for admins
+    assert str(broken) in job.error_detail  # the English reason, for admins
     assert "Model load failed" in caplog.text
     # The inputs stay, the drafts wait for a retry.
     assert TermAssessment.objects.filter(term=world.term).count() == 3

@@ -145,14 +145,43 @@ def test_non_numbers_are_refused(value):
     [
         (1, (None, None, None), "trimester 1"),
         (2, (12, None, None), "trimester 2"),
-        (2, (None, 12, None), "trimester 1"),
         (3, (12, 13, None), "trimester 3"),
-        (3, (12, None, 14), "trimester 2"),
     ],
 )
-def test_missing_required_average_raises(trimester, averages, missing):
+def test_missing_current_average_raises(trimester, averages, missing):
     with pytest.raises(ValueError, match=f"The {missing} average is missing"):
         build_messages(inputs(trimester, averages))
+
+
+# The card's form asks for the averages of the 3 trimesters "ou N/A si inapproprié": an earlier
+# term's average that does not apply (a student who joined mid-year) is written N/A.
+def test_trimester_2_without_a_first_term_average_says_na():
+    messages = build_messages(inputs(2, (None, 13.25, None), ratings=(5, 4.5, 3)))
+    assert messages[1]["content"] == (
+        "Veuillez rédiger une appréciation en moins de 40 mots pour le deuxième trimestre pour"
+        " cet élève qui a eu 13.25 de moyenne ce trimestre et N/A au premier trimestre, j'ai"
+        " évalué son comportement à 5/10, sa participation à 4.5/10 et son travail à 3/10. Les"
+        " notes ne doivent pas apparaître dans l'appréciation."
+    )
+    assert messages[0]["content"] == CARD_SYSTEM
+
+
+@pytest.mark.parametrize(
+    ("averages", "quoted"),
+    [
+        ((None, 12, 14.5), "14.5 de moyenne ce trimestre, 12 au deuxième trimestre et N/A au"),
+        ((11, None, 14.5), "14.5 de moyenne ce trimestre, N/A au deuxième trimestre et 11 au"),
+        ((None, None, 14.5), "14.5 de moyenne ce trimestre, N/A au deuxième trimestre et N/A au"),
+    ],
+)
+def test_trimester_3_with_missing_earlier_averages_says_na(averages, quoted):
+    content = build_messages(inputs(3, averages, ratings=(10, 0, 9)))[1]["content"]
+    assert content == (
+        "Veuillez rédiger une appréciation en moins de 40 mots pour le troisième trimestre pour"
+        f" cet élève qui a eu {quoted} premier trimestre, j'ai évalué son comportement à 10/10,"
+        " sa participation à 0/10 et son travail à 9/10. Les notes ne doivent pas apparaître"
+        " dans l'appréciation."
+    )
 
 
 def test_later_averages_are_not_required_for_an_earlier_trimester():

@@ -29,9 +29,11 @@ from generation.backends import (
     BaseBackend,
     GenerationRequest,
     GenerationResult,
+    ModelAvailability,
     ModelLoadError,
 )
 from generation.prompts import CHAT_TEMPLATE_DATE
+from worker.model_files import check_model_files, looks_like_path
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,11 @@ class TransformersBackend(BaseBackend):
 
     # --- loading ---
 
+    def check_available(self) -> ModelAvailability:
+        """The base model and the adapter in local folders or the Hugging Face cache: a few
+        small files read, nothing loaded, nothing downloaded."""
+        return check_model_files(base_model=self.base_model, adapter=self.adapter)
+
     def load(self) -> None:
         """Load, merge and move the model; a no-op once ready. A failed load is retried on
         the next call (the cause may be gone: a full GPU, a download in progress)."""
@@ -134,7 +141,7 @@ class TransformersBackend(BaseBackend):
         from transformers import AutoModelForCausalLM
 
         for name in (self.base_model, self.adapter):
-            if _looks_like_path(name) and not Path(name).is_dir():
+            if looks_like_path(name) and not Path(name).is_dir():
                 raise FileNotFoundError(f"No model folder at {name}")
         self._prefixes.clear()
         self.device = resolve_device(self.device_setting)
@@ -154,7 +161,7 @@ class TransformersBackend(BaseBackend):
 
         # The adapter ships the tokenizer it was trained with; a bare adapter folder does not.
         sources = [self.adapter, self.base_model]
-        if _looks_like_path(self.adapter) and not _has_tokenizer(Path(self.adapter)):
+        if looks_like_path(self.adapter) and not _has_tokenizer(Path(self.adapter)):
             sources = [self.base_model]
         tokenizer = None
         for index, source in enumerate(sources):
@@ -460,11 +467,6 @@ def _as_list(value: Any) -> list[int]:
     if value is None:
         return []
     return list(value) if isinstance(value, list | tuple) else [value]
-
-
-def _looks_like_path(name: str) -> bool:
-    # A hub id is "owner/name"; anything absolute, relative-looking or existing is a folder.
-    return name.startswith(("/", ".", "~")) or Path(name).exists() or name.count("/") != 1
 
 
 def _has_tokenizer(folder: Path) -> bool:

@@ -1,0 +1,67 @@
+"""Say whether the configured model is on this machine, without loading it (`make run`)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from generation.backends import ModelAvailability
+
+INSTALL_HINT = (
+    "Installez-le une fois (environ 6,5 Go) : .venv/bin/python manage.py fetch_model ;"
+    " ou essayez la plateforme hors ligne sur un petit modèle de test aléatoire :"
+    " APPRECIATION_TEST_MODEL=1 make run"
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Check, offline and without loading it, that the configured base model and adapter are"
+        " present (local folders or the Hugging Face cache): the check a worker runs at start."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--fail",
+            action="store_true",
+            help="Exit with status 1 when the model is missing (health checks, scripts).",
+        )
+
+    def handle(self, *args, fail: bool, **options) -> None:
+        availability = check_configured_model()
+        if availability.available:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Modèle : présent ({settings.APPRECIATION_BASE_MODEL} +"
+                    f" {settings.APPRECIATION_ADAPTER}), vérifié en"
+                    f" {availability.seconds * 1000:.0f} ms sans le charger."
+                )
+            )
+            return
+        self.stdout.write(
+            self.style.WARNING(
+                "Modèle : ABSENT. Le serveur de calcul ne pourra pas rédiger d'appréciations."
+            )
+        )
+        for reason in availability.missing:
+            self.stdout.write(f"  - {reason}")
+        self.stdout.write(INSTALL_HINT)
+        if fail:
+            raise SystemExit(1)
+
+
+def check_configured_model() -> ModelAvailability:
+    """The configured backend's own check. The transformers backend's is run from its
+    torch-free module: importing the backend would import torch (about 1.5 s) for nothing."""
+    from generation.backends import get_backend
+
+    if settings.APPRECIATION_BACKEND == TRANSFORMERS_BACKEND:
+        from worker.model_files import check_model_files
+
+        return check_model_files(
+            base_model=settings.APPRECIATION_BASE_MODEL, adapter=settings.APPRECIATION_ADAPTER
+        )
+    return get_backend().check_available()
+
+
+TRANSFORMERS_BACKEND = "worker.backends.transformers.TransformersBackend"
