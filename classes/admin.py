@@ -9,9 +9,11 @@ import zipfile
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import FieldDoesNotExist
 from django.db import transaction
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -37,6 +39,17 @@ from .student_data import PLACEHOLDER, ErasureReport, student_data_export, stude
 def _is_school_admin(request) -> bool:
     user = request.user
     return user.is_active and user.is_staff and user.role == Teacher.Role.SCHOOL_ADMIN
+
+
+def _related_only(model, item):
+    if isinstance(item, str):
+        try:
+            field = model._meta.get_field(item)
+        except FieldDoesNotExist:
+            return item
+        if field.is_relation:
+            return (item, admin.RelatedOnlyFieldListFilter)
+    return item
 
 
 class SchoolScopedAdmin(admin.ModelAdmin):
@@ -69,6 +82,33 @@ class SchoolScopedAdmin(admin.ModelAdmin):
         if request.user.is_superuser:
             return queryset
         return queryset.filter(**{self.school_path: request.user.school_id})
+
+    def get_list_filter(self, request):
+        """A related-field filter lists every row of its table (other schools' classes,
+        subjects, terms, with their ids): for a school admin, only the rows that appear in
+        their own scoped list (Django's RelatedOnlyFieldListFilter)."""
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return [_related_only(self.model, item) for item in filters]
+
+    def _object_in_scope_or_404(self, request, object_id) -> None:
+        # The same 404 for another school's object as for a missing one (Django's admin
+        # would redirect to its index with "doesn't exist", naming nothing, but not a 404).
+        if object_id and not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
+            raise Http404("Not in this admin's scope")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._object_in_scope_or_404(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        self._object_in_scope_or_404(request, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._object_in_scope_or_404(request, object_id)
+        return super().history_view(request, object_id, extra_context)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if not request.user.is_superuser:
@@ -149,6 +189,43 @@ class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
         if request.user.is_superuser and obj is not None:
             return [*fieldsets, ("Super-utilisateur", {"fields": ["is_superuser"]})]
         return fieldsets
+
+    # A school admin manages the teachers and department heads of their school, and sees
+    # their own account; never an account with more power (superusers, other school admins),
+    # never their own role, rights or school.
+    MANAGED_ROLES = (Teacher.Role.TEACHER, Teacher.Role.DEPARTMENT_HEAD)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(is_superuser=False).filter(
+            Q(role__in=self.MANAGED_ROLES, is_staff=False) | Q(pk=request.user.pk)
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return readonly
+        readonly.append("is_staff")  # access to this admin: given by a superuser only
+        if obj is not None and obj.pk == request.user.pk:
+            readonly += ["role", "school", "is_active"]
+        return readonly
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role" and not request.user.is_superuser:
+            kwargs["choices"] = [
+                (value, label)
+                for value, label in db_field.choices
+                if value in self.MANAGED_ROLES
+            ]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def user_change_password(self, request, id, form_url=""):
+        # The user admin's own view takes the object from get_queryset: made explicit, an
+        # account out of scope is the same 404 as a missing one.
+        self._object_in_scope_or_404(request, id)
+        return super().user_change_password(request, id, form_url)
 
 
 @admin.register(Subject)

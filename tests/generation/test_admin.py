@@ -31,7 +31,7 @@ def test_other_schools_phrases_are_invisible(world, login):
     page = client.get(reverse("admin:generation_bannedphrase_changelist")).content.decode()
     assert "secret" not in page
     url = reverse("admin:generation_bannedphrase_change", args=[foreign.pk])
-    assert client.get(url).status_code == 302
+    assert client.get(url).status_code == 404
 
 
 def test_jobs_and_workers_are_for_superusers_only(world, login):
