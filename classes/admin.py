@@ -8,8 +8,8 @@ import zipfile
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.auth.admin import UserAdmin
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import FieldDoesNotExist
 from django.db import transaction
 from django.db.models import Q
