@@ -24,6 +24,7 @@ from django.core.exceptions import ValidationError
 
 from .grades import FIELD_DECIMALS, parse_grade
 from .models import Student
+from .text import clean_line
 
 MAX_ROWS = 500  # students per file
 MAX_COLUMNS = 100
@@ -172,17 +173,6 @@ _HYPHENS = re.compile(r"[-‐‑‒–—_\s]+")
 def normalize_name(text: str) -> str:
     """Matching key of a name: casefold, no accents, spaces and hyphens collapsed."""
     return _HYPHENS.sub(" ", _fold(text).translate(_APOSTROPHES)).strip()
-
-
-def _clean_text(value: str) -> str:
-    """A cell's text without control characters, with runs of spaces collapsed."""
-    kept = []
-    for char in value:
-        category = unicodedata.category(char)
-        if category == "Cf":  # zero-width characters, stray byte order marks
-            continue
-        kept.append(" " if category in ("Cc", "Zl", "Zp", "Cs", "Co") else char)
-    return " ".join("".join(kept).split())
 
 
 def _shorten(text: str, limit: int = 30) -> str:
@@ -413,7 +403,7 @@ def _cell_text(value: Any) -> str:
         return "oui" if value else "non"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return _clean_text(str(value))
+    return clean_line(str(value))
 
 
 def _grade_text(value: Any, column: str) -> str:
@@ -663,7 +653,7 @@ def parsed_from_data(data: Any) -> ParsedFile:
         ):
             raise invalid
         raw_rows.append(
-            (item[0], {c: _clean_text(v) for c, v in zip(columns, item[1], strict=True)}, [])
+            (item[0], {c: clean_line(v) for c, v in zip(columns, item[1], strict=True)}, [])
         )
     kind = data.get("kind") if data.get("kind") in ("csv", "xlsx") else "csv"
     parsed = ParsedFile(kind=kind, columns=tuple(columns), ignored_columns=tuple(ignored))

@@ -1,0 +1,23 @@
+"""Text cleaning shared by what comes in (class-list imports) and what teachers validate."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def clean_line(value: str) -> str:
+    """One line of visible text: invisible format characters dropped, runs of spaces collapsed.
+
+    Unicode's "Cf" characters (bidi overrides such as U+202E, zero-width spaces and joiners,
+    stray byte order marks) are invisible on screen but travel into every file: they would
+    reverse a name or a sentence on a report card, or make two equal logins differ. Control,
+    line and paragraph separators and unassigned surrogates/private-use characters become
+    spaces, so the result is always a single line.
+    """
+    kept = []
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cf":
+            continue
+        kept.append(" " if category in ("Cc", "Zl", "Zp", "Cs", "Co") else char)
+    return " ".join("".join(kept).split())
