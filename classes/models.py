@@ -181,7 +181,15 @@ class Student(models.Model):
         "identifiant",
         max_length=64,
         blank=True,
-        help_text="Identifiant de l'élève dans le logiciel de l'établissement (Gepi…).",
+        help_text="Identifiant de l'élève dans le logiciel de l'établissement (INE…).",
+    )
+    # Gepi's import of marks and appréciations matches its `login` only (not the INE).
+    gepi_login = models.CharField(
+        "login Gepi",
+        max_length=50,
+        blank=True,
+        help_text="Login de l'élève dans Gepi (colonne IDENTIFIANT des listes exportées par"
+        " Gepi) : le fichier d'import Gepi en a besoin.",
     )
 
     class Meta:

@@ -43,6 +43,7 @@ from .exports import (
     ReportHeading,
     ReportLine,
     copy_all_text,
+    gepi_line_problem,
 )
 from .models import Appreciation, Feedback
 
@@ -95,10 +96,6 @@ class ExportEntry:
     @property
     def over_limit(self) -> bool:
         return self.char_count > self.max_chars
-
-    @property
-    def has_identifier(self) -> bool:
-        return bool(self.student.external_id.strip())
 
 
 @dataclass(frozen=True)
@@ -157,11 +154,6 @@ class ClassExport:
     def over_limit(self) -> list[ExportEntry]:
         return [entry for entry in self.entries if entry.over_limit]
 
-    @property
-    def without_identifier(self) -> list[ExportEntry]:
-        """Exportable, but Gepi cannot match them: listed, never silently left out."""
-        return [entry for entry in self.entries if not entry.has_identifier]
-
     def heading(self) -> ReportHeading:
         return ReportHeading(
             school=self.school.name,
@@ -171,20 +163,36 @@ class ClassExport:
             subject=self.subject.name if self.subject else None,
         )
 
+    @staticmethod
+    def _line(entry: ExportEntry, *, identifier: str) -> ReportLine:
+        return ReportLine(
+            last_name=entry.student.last_name,
+            first_name=entry.student.first_name,
+            identifier=identifier,
+            subject=entry.subject.name,
+            average=entry.average,
+            text=entry.text,
+            student_key=entry.student.pk,
+        )
+
+    def _gepi_checked(self) -> list[tuple[ExportEntry, ReportLine, str | None]]:
+        checked = []
+        for entry in self.entries:
+            line = self._line(entry, identifier=entry.student.gepi_login.strip())
+            checked.append((entry, line, gepi_line_problem(line)))
+        return checked
+
+    @property
+    def gepi_excluded(self) -> list[tuple[ExportEntry, str]]:
+        """Exportable, but not in Gepi's file (no Gepi login, a line PHP would cut), with the
+        reason: listed, never silently left out, and never a file Gepi refuses."""
+        return [(entry, problem) for entry, _, problem in self._gepi_checked() if problem]
+
     def lines(self, *, gepi: bool = False) -> list[ReportLine]:
-        entries = [e for e in self.entries if e.has_identifier] if gepi else self.entries
-        return [
-            ReportLine(
-                last_name=entry.student.last_name,
-                first_name=entry.student.first_name,
-                identifier=entry.student.external_id.strip(),
-                subject=entry.subject.name,
-                average=entry.average,
-                text=entry.text,
-                student_key=entry.student.pk,
-            )
-            for entry in entries
-        ]
+        """The spreadsheets' identifier is the school's (INE…); Gepi's file needs the login."""
+        if gepi:
+            return [line for _, line, problem in self._gepi_checked() if problem is None]
+        return [self._line(e, identifier=e.student.external_id.strip()) for e in self.entries]
 
     def missing_lines(self) -> list[MissingLine]:
         return [

@@ -50,8 +50,12 @@ MISSING_COLUMNS = ("Nom", "Prénom", "Discipline", "Raison")
 # Gepi's import of marks and appréciations (saisie/import_note_app.php): `;`-separated, a
 # header line that Gepi skips by default, NOTE 0-20 with `.` or `,`, or abs/disp/-.
 GEPI_HEADER = ("IDENTIFIANT", "NOTE", "Appréciation")
-GEPI_NO_MARK = "-"
 GEPI_SEMICOLON = "|POINT-VIRGULE|"
+# Gepi reads with fgetcsv($fp, 8000, ";"): PHP 8.2 cuts a longer line (7 999 bytes and more
+# before the CRLF, measured) in two, and the rest becomes a line of its own.
+GEPI_LINE_MAX_BYTES = 7998
+# What PHP's fgetcsv skips before looking for an opening quote (C isspace).
+_PHP_SPACES = " \t\n\v\f\r"
 
 # The columns of the `eltorio/appreciation` dataset, exactly, so rows can be appended to it.
 DATASET_CSV_COLUMNS = (
@@ -187,30 +191,91 @@ def report_csv(*, heading: ReportHeading, lines: Sequence[ReportLine]) -> bytes:
 
 
 def gepi_note(average: Decimal | float | None) -> str:
-    """Gepi's NOTE: the term average on 0-20 (decimal comma), `-` when there is none."""
-    return GEPI_NO_MARK if average is None else format_average_fr(average)
+    """Gepi's NOTE: the term average on 0-20 (decimal comma); empty when there is none.
+
+    An empty NOTE leaves the mark Gepi already has; `-` would store a mark 0 with status `-`.
+    """
+    return format_average_fr(average)
 
 
 def gepi_text(text: str) -> str:
-    """Gepi reads `|POINT-VIRGULE|` back as `;` (its CSV has no other escape for it)."""
-    return neutralize_cell(text.replace(";", GEPI_SEMICOLON))
+    """Gepi reads `|POINT-VIRGULE|` back as `;` (its CSV has no other escape for it).
+
+    No spreadsheet guard: Gepi stores the text as it comes, a `'` would reach the report card.
+    """
+    return text.replace(";", GEPI_SEMICOLON)
+
+
+def gepi_field(value: str) -> str:
+    """One field written so that PHP's `fgetcsv($fp, 8000, ";")` gives `value` back.
+
+    PHP's default escape character `\\` is not RFC 4180: inside quotes, a backslash and the
+    character after it are both kept as they are and that character never ends the field
+    (`"C:\\""d"` reads `C:\\"d"`); outside quotes a backslash is an ordinary character. So a
+    field is quoted only when it must be (it starts, after spaces, with `"`, or holds `;` or a
+    line break); inside quotes a `"` right after an escaping backslash is not doubled. A final
+    lone backslash cannot end a quoted field: a space follows it, which Gepi's `trim()` of the
+    appréciation removes. Checked against PHP 8.2 (tests/generation/test_exports.py).
+    """
+    if not (value.lstrip(_PHP_SPACES).startswith('"') or any(c in value for c in ";\r\n")):
+        return value
+    out = ['"']
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char == "\\":
+            out.append(value[index : index + 2] if index + 1 < len(value) else "\\ ")
+            index += 2
+            continue
+        out.append('""' if char == '"' else char)
+        index += 1
+    out.append('"')
+    return "".join(out)
+
+
+def gepi_login_problem(login: str) -> str | None:
+    """Why `login` cannot identify a student in Gepi's file (French), None when it can.
+
+    Gepi matches the IDENTIFIANT column against its `eleves.login` only (not the INE), and
+    one unknown identifier makes it refuse the whole file.
+    """
+    if not login.strip():
+        return "pas de login Gepi"
+    if any(c.isspace() or c in ';"\\' or not c.isprintable() for c in login):
+        return "login Gepi invalide (espace, « ; », guillemet ou caractère invisible)"
+    return None
+
+
+def _gepi_line(line: ReportLine) -> str:
+    return ";".join((line.identifier, gepi_note(line.average), gepi_field(gepi_text(line.text))))
+
+
+def gepi_line_problem(line: ReportLine) -> str | None:
+    """Why this line cannot go in Gepi's file (French), None when it can."""
+    problem = gepi_login_problem(line.identifier)
+    if problem:
+        return problem
+    if len(_gepi_line(line).encode("utf-8")) > GEPI_LINE_MAX_BYTES:
+        return (
+            "appréciation trop longue pour l'import Gepi (chaque « ; » y compte pour 15 caractères)"
+        )
+    return None
 
 
 def report_gepi(*, lines: Sequence[ReportLine]) -> bytes:
-    """Gepi's import file `IDENTIFIANT;NOTE;Appréciation`, UTF-8 without BOM.
+    """Gepi's import file `IDENTIFIANT;NOTE;Appréciation`, UTF-8 without BOM, CRLF.
 
-    Every line needs the student's Gepi identifier: the selectors list the students without
-    one apart, this builder refuses them rather than write a line Gepi cannot match.
-    NOTE is written by us (a number or Gepi's `-` for "no mark"), never user text, so it is
-    left as Gepi expects it; the identifier and the appréciation are neutralised.
+    Read by Gepi's saisie/import_note_app.php with PHP's fgetcsv: every line needs the
+    student's Gepi login (the selectors list apart the students without one), and the text is
+    written exactly as validated, for that reader (see `gepi_field`), not for a spreadsheet.
     """
-    rows: list[list[str]] = [list(GEPI_HEADER)]
+    rows = [";".join(GEPI_HEADER)]
     for line in lines:
-        identifier = line.identifier.strip()
-        if not identifier:
-            raise ValueError("A Gepi line needs the student's identifier.")
-        rows.append([neutralize_cell(identifier), gepi_note(line.average), gepi_text(line.text)])
-    return _csv_text(rows, delimiter=";").encode("utf-8")
+        problem = gepi_line_problem(line)
+        if problem:
+            raise ValueError(f"A line cannot go in Gepi's file: {problem}.")
+        rows.append(_gepi_line(line))
+    return "".join(row + "\r\n" for row in rows).encode("utf-8")
 
 
 def _xlsx_text(value: str) -> str:

@@ -201,9 +201,11 @@ def test_csv_download_has_only_final_appreciations_and_neutralised_cells(world, 
 def test_gepi_download_encodes_semicolons_and_leaves_out_no_identifier(world, login):
     s = students(world)
     subject, term = world.assignment.subject, world.term
-    s[0].external_id = "nom00.camille"
+    s[0].gepi_login = "nom00.camille"
     s[0].save()
-    hostile = StudentFactory(school_class=world.school_class, last_name="Zz", external_id="-1+1")
+    s[1].external_id = "123456789AB"  # an INE: Gepi would refuse the whole file
+    s[1].save()
+    hostile = StudentFactory(school_class=world.school_class, last_name="Zz", gepi_login="-1+1")
     appreciation(s[0], subject, term, text="Travail sérieux ; à poursuivre.")
     appreciation(s[1], subject, term, text="Sans identifiant.")
     appreciation(hostile, subject, term, text="=1+1")
@@ -213,15 +215,21 @@ def test_gepi_download_encodes_semicolons_and_leaves_out_no_identifier(world, lo
     assert response.status_code == 200
     assert not response.content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8")), delimiter=";"))
+    # Gepi is a database import: texts and logins as they are, no spreadsheet guard, and
+    # an empty NOTE where there is no average (Gepi keeps its mark).
     assert rows == [
         ["IDENTIFIANT", "NOTE", "Appréciation"],
-        ["nom00.camille", "-", "Travail sérieux |POINT-VIRGULE| à poursuivre."],
-        ["'-1+1", "-", "'=1+1"],
+        ["nom00.camille", "", "Travail sérieux |POINT-VIRGULE| à poursuivre."],
+        ["-1+1", "", "=1+1"],
     ]
-    # The student without an identifier is named on the export screen.
+    # The export screen says which identifier Gepi needs and names the student without it.
     page = login(world.teacher).get(assignment_url(world)).content.decode()
+    assert "login Gepi" in page
     section = page[page.index('id="no-identifier"') :]
-    assert f"{s[1].last_name} {s[1].first_name}" in section[: section.index("</div>")]
+    section = section[: section.index("</div>")]
+    assert f"{s[1].last_name} {s[1].first_name}" in section
+    assert "pas de login Gepi" in section
+    assert "INE" in section
 
 
 def test_xlsx_download_reads_back(world, login):

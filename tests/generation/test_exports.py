@@ -38,6 +38,7 @@ from tests.factories import (
     TermAssessmentFactory,
     shared_subject,
 )
+from tests.generation.readers import gepi_read
 
 # Cells a spreadsheet would run: each must come out inert.
 HOSTILE = [
@@ -166,6 +167,26 @@ def test_report_csv_neutralises_hostile_class_and_subject_names():
 
 # --- Gepi ----------------------------------------------------------------------------------------
 
+# Texts that broke or altered Gepi's import: a spreadsheet guard stored on the report card,
+# PHP's `\\` escape inside quotes, `;`, a trailing backslash (Gepi trims the text).
+GEPI_TRICKY = [
+    "- Ensemble sérieux, des efforts à poursuivre.",
+    "+ de participation attendue.",
+    "= résultats stables.",
+    "@ retenir : le travail paie.",
+    'Chemin C:\\"dossier" puis "rien".',
+    '"Bravo" : un trimestre réussi.',
+    '"Bravo" C:\\"dossier"',
+    '"Citation finale\\"',
+    "Se termine par une barre oblique inverse \\",
+    '"Ouvre" et se termine par \\',
+    "Deux ; points ;; et |fin| ;",
+    '"" ; \\\\ ; "\\" ;',
+    "Œuvre, élève, garçon, Noël, « guillemets » et apostrophe’s.",
+    "Une ligne\nune autre ligne",
+    "Très bien." * 150,  # 1 500 characters
+]
+
 
 def test_gepi_file_reads_back_with_its_header_and_marks():
     content = exports.report_gepi(
@@ -182,7 +203,8 @@ def test_gepi_file_reads_back_with_its_header_and_marks():
         "12,5",
         "Un trimestre sérieux |POINT-VIRGULE| des efforts à poursuivre à l'oral.",
     ]
-    assert rows[2] == ["durand.noe", "-", "Bon travail."]
+    # No average: an empty NOTE leaves Gepi's mark alone (`-` would store 0 with status `-`).
+    assert rows[2] == ["durand.noe", "", "Bon travail."]
     assert rows[3] == ["petit.ana", "14", "Très bien."]
     assert len(rows) == 4
 
@@ -200,19 +222,65 @@ def test_gepi_encodes_every_semicolon_so_each_line_has_three_fields():
     assert row[2].replace("|POINT-VIRGULE|", ";") == text
 
 
-def test_gepi_neutralises_hostile_identifiers_and_texts():
-    lines = [line(identifier=value, text=value) for value in HOSTILE]
-    rows = read_csv(exports.report_gepi(lines=lines), bom=False)[1:]
-    for value, row in zip(HOSTILE, rows, strict=True):
-        assert row[0] == "'" + value.strip()  # identifiers are trimmed, then neutralised
-        assert row[2] == "'" + value
-        assert_inert(row[0])
-        assert_inert(row[2])
+@pytest.mark.parametrize("text", [*HOSTILE, *GEPI_TRICKY[:4]])
+def test_gepi_writes_the_text_as_validated_without_a_spreadsheet_guard(text):
+    """Gepi is a database import: a guard `'` would be stored and printed on the report card."""
+    content = exports.report_gepi(lines=[line(text=text.strip())])
+    assert b"'" + text.strip().encode() not in content
+    raw = content.decode("utf-8").split("\r\n")[1]
+    assert raw.startswith("martin.lea;12,5;")
 
 
-def test_gepi_refuses_a_line_without_identifier():
-    with pytest.raises(ValueError, match="identifier"):
-        exports.report_gepi(lines=[line(identifier="  ")])
+def test_gepi_file_read_by_php_fgetcsv_as_gepi_does_gives_every_text_back(tmp_path):
+    lines = [
+        line(identifier=f"eleve{index}", average=average, text=text)
+        for index, (text, average) in enumerate(
+            (text, [Decimal("12.50"), None, Decimal("0"), Decimal("20")][index % 4])
+            for index, text in enumerate(GEPI_TRICKY)
+        )
+    ]
+    rows = gepi_read(exports.report_gepi(lines=lines), tmp_path)
+    assert len(rows) == len(lines)
+    for item, row in zip(lines, rows, strict=True):
+        assert row == [item.identifier, exports.format_average_fr(item.average), item.text], row
+
+
+def test_gepi_file_read_by_php_with_random_texts(tmp_path):
+    """Every text over an alphabet of PHP's special characters comes back unchanged."""
+    import random
+
+    alphabet = ['"', "\\", ";", " ", "é", "a", "-", "|", "'"]
+    chooser = random.Random(20261129)
+    texts = {
+        "".join(chooser.choice(alphabet) for _ in range(chooser.randint(1, 8))) for _ in range(3000)
+    }
+    texts = sorted({" ".join(text.split()) for text in texts} - {""})
+    lines = [line(identifier=f"e{index}", text=text) for index, text in enumerate(texts)]
+    rows = gepi_read(exports.report_gepi(lines=lines), tmp_path)
+    assert [row[2] for row in rows] == texts
+
+
+def test_gepi_lines_php_would_cut_are_refused(tmp_path):
+    """fgetcsv($fp, 8000, ";") cuts a line of 7 999 bytes or more in two."""
+    longest = line(identifier="e1", average=None, text="x" * (exports.GEPI_LINE_MAX_BYTES - 4))
+    assert exports.gepi_line_problem(longest) is None
+    assert gepi_read(exports.report_gepi(lines=[longest]), tmp_path)[0][2] == longest.text
+    too_long = line(identifier="e1", average=None, text="x" * (exports.GEPI_LINE_MAX_BYTES - 3))
+    assert "trop longue" in exports.gepi_line_problem(too_long)
+    with pytest.raises(ValueError, match="Gepi"):
+        exports.report_gepi(lines=[too_long])
+
+
+@pytest.mark.parametrize("identifier", ["", "  ", "martin lea", "a;b", 'a"b', "a\\b", "\u202ea"])
+def test_gepi_refuses_a_line_without_a_usable_login(identifier):
+    assert exports.gepi_line_problem(line(identifier=identifier)) is not None
+    with pytest.raises(ValueError, match="Gepi"):
+        exports.report_gepi(lines=[line(identifier=identifier)])
+
+
+def test_gepi_writes_the_login_as_it_is():
+    content = exports.report_gepi(lines=[line(identifier="-martin.l")])
+    assert content.decode("utf-8").split("\r\n")[1].startswith("-martin.l;")
 
 
 # --- XLSX ----------------------------------------------------------------------------------------
@@ -403,8 +471,11 @@ def test_assignment_export_lines_carry_the_term_average_and_identifier(world):
     s = _students(world)
     subject, term = world.assignment.subject, world.term
     TermAssessmentFactory(student=s[0], subject=subject, term=term, average=Decimal("15.25"))
-    s[0].external_id = " martin.lea "
+    s[0].external_id = " 123456789AB "
+    s[0].gepi_login = " martin.lea "
     s[0].save()
+    s[1].external_id = "987654321CD"  # an INE is no Gepi login
+    s[1].save()
     appreciation(s[0], subject, term, text="Excellent trimestre.")
     appreciation(s[1], subject, term, text="Bon trimestre.")
 
@@ -412,15 +483,31 @@ def test_assignment_export_lines_carry_the_term_average_and_identifier(world):
     lines = export.lines()
 
     assert lines[0].average == Decimal("15.25")
-    assert lines[0].identifier == "martin.lea"
+    assert lines[0].identifier == "123456789AB"
     assert lines[0].text == "Excellent trimestre."
     assert lines[0].subject == subject.name
     assert lines[1].average is None  # no input for term 2
-    # Gepi: the student without an identifier is listed apart, not silently dropped.
-    assert [e.student for e in export.without_identifier] == [s[1]]
-    assert [x.last_name for x in export.lines(gepi=True)] == [s[0].last_name]
+    # Gepi matches its login: the student without one is listed apart, not silently dropped.
+    assert [(e.student, reason) for e, reason in export.gepi_excluded] == [
+        (s[1], "pas de login Gepi")
+    ]
+    assert [x.identifier for x in export.lines(gepi=True)] == ["martin.lea"]
     rows = read_csv(exports.report_gepi(lines=export.lines(gepi=True)), bom=False)
     assert rows[1] == ["martin.lea", "15,25", "Excellent trimestre."]
+
+
+def test_gepi_export_lists_apart_a_text_too_long_for_gepis_reader(world):
+    s = _students(world)
+    subject, term = world.assignment.subject, world.term
+    for index, student in enumerate(s[:2]):
+        student.gepi_login = f"eleve{index}"
+        student.save()
+    appreciation(s[0], subject, term, text="Bien.")
+    appreciation(s[1], subject, term, text=";" * 600)
+    export = assignment_export(assignment=world.assignment, term=term)
+    assert [e.student for e, _ in export.gepi_excluded] == [s[1]]
+    assert "trop longue" in export.gepi_excluded[0][1]
+    assert [x.identifier for x in export.lines(gepi=True)] == ["eleve0"]
 
 
 def test_over_limit_appreciations_are_flagged(world):
