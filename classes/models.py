@@ -8,6 +8,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 
+from .text import GEPI_LOGIN_MAX_LENGTH, validate_gepi_login
+
 AVERAGE_MAX = Decimal("20")
 RATING_MAX = Decimal("10")
 
@@ -186,8 +188,9 @@ class Student(models.Model):
     # Gepi's import of marks and appréciations matches its `login` only (not the INE).
     gepi_login = models.CharField(
         "login Gepi",
-        max_length=50,
+        max_length=GEPI_LOGIN_MAX_LENGTH,
         blank=True,
+        validators=[validate_gepi_login],
         help_text="Login de l'élève dans Gepi (colonne IDENTIFIANT des listes exportées par"
         " Gepi) : le fichier d'import Gepi en a besoin.",
     )

@@ -25,6 +25,8 @@ from itertools import groupby
 
 from django.template.loader import render_to_string
 
+from classes.text import GEPI_LOGIN_MESSAGE, is_gepi_login
+
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection"),
 # the full-width forms included: some spreadsheets fold them to their ASCII twins.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -241,8 +243,8 @@ def gepi_login_problem(login: str) -> str | None:
     """
     if not login.strip():
         return "pas de login Gepi"
-    if any(c.isspace() or c in ';"\\' or not c.isprintable() for c in login):
-        return "login Gepi invalide (espace, « ; », guillemet ou caractère invisible)"
+    if not is_gepi_login(login):
+        return "login Gepi invalide : " + GEPI_LOGIN_MESSAGE
     return None
 
 
