@@ -7,8 +7,9 @@ No database and no request here: export_selectors chooses the rows (only final a
 the missing students listed apart), the views and the `export_dataset` command pick a builder.
 The PDF builder renders a template (no query) and hands it to WeasyPrint.
 
-Every text cell of a spreadsheet file goes through `neutralize_cell` (formula injection:
-student names come from imported files, appréciations from people).
+Formula injection (student names come from imported files, appréciations from people): every
+text cell of the CSV goes through `neutralize_cell`; the XLSX types its texts as strings, which
+no spreadsheet runs; Gepi's file is a database import and gets the texts exactly as validated.
 """
 
 from __future__ import annotations
@@ -281,13 +282,31 @@ def report_gepi(*, lines: Sequence[ReportLine]) -> bytes:
 
 
 def _xlsx_text(value: str) -> str:
-    return neutralize_cell(value.translate(_XLSX_ILLEGAL))
+    return value.translate(_XLSX_ILLEGAL)
+
+
+def _xlsx_row(sheet, row: int, values: Sequence[str | float | None]) -> None:
+    """A row whose texts are typed as strings (`t="s"`), whatever they start with.
+
+    openpyxl types a text starting with `=` as a formula; a string cell is never one, in
+    Excel or LibreOffice, so no text needs the visible `'` guard of the CSV.
+    """
+    for column, value in enumerate(values, start=1):
+        cell = sheet.cell(row=row, column=column)
+        if isinstance(value, str):
+            cell.value = _xlsx_text(value)
+            cell.data_type = "s"
+        else:
+            cell.value = value
 
 
 def report_xlsx(
     *, heading: ReportHeading, lines: Sequence[ReportLine], missing: Sequence[MissingLine] = ()
 ) -> bytes:
-    """XLSX: the appréciations on the first sheet, the students still missing one on a second."""
+    """XLSX: the appréciations on the first sheet, the students still missing one on a second.
+
+    Every text is a string cell (never a formula) and is written as validated, without a guard.
+    """
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
 
@@ -296,19 +315,21 @@ def report_xlsx(
     workbook.properties.creator = "Appréciations"
     sheet = workbook.active
     sheet.title = "Appréciations"
-    sheet.append(list(REPORT_COLUMNS))
-    for line in lines:
-        sheet.append(
+    _xlsx_row(sheet, 1, REPORT_COLUMNS)
+    for row, line in enumerate(lines, start=2):
+        _xlsx_row(
+            sheet,
+            row,
             [
-                _xlsx_text(line.last_name),
-                _xlsx_text(line.first_name),
-                _xlsx_text(line.identifier),
-                _xlsx_text(heading.school_class),
-                _xlsx_text(line.subject),
-                _xlsx_text(heading.term),
+                line.last_name,
+                line.first_name,
+                line.identifier,
+                heading.school_class,
+                line.subject,
+                heading.term,
                 None if line.average is None else float(line.average),
-                _xlsx_text(line.text),
-            ]
+                line.text,
+            ],
         )
     for cell in sheet[1]:
         cell.font = Font(bold=True)
@@ -320,16 +341,9 @@ def report_xlsx(
         cell.alignment = wrap
     if missing:
         other = workbook.create_sheet("À compléter")
-        other.append(list(MISSING_COLUMNS))
-        for item in missing:
-            other.append(
-                [
-                    _xlsx_text(item.last_name),
-                    _xlsx_text(item.first_name),
-                    _xlsx_text(item.subject),
-                    _xlsx_text(item.reason),
-                ]
-            )
+        _xlsx_row(other, 1, MISSING_COLUMNS)
+        for row, item in enumerate(missing, start=2):
+            _xlsx_row(other, row, [item.last_name, item.first_name, item.subject, item.reason])
         for cell in other[1]:
             cell.font = Font(bold=True)
         for letter, width in zip("ABCD", (18, 16, 24, 60), strict=True):

@@ -38,7 +38,7 @@ from tests.factories import (
     TermAssessmentFactory,
     shared_subject,
 )
-from tests.generation.readers import gepi_read
+from tests.generation.readers import gepi_read, libreoffice_csv
 
 # Cells a spreadsheet would run: each must come out inert.
 HOSTILE = [
@@ -322,19 +322,52 @@ def test_xlsx_without_missing_students_has_one_sheet():
     assert workbook.sheetnames == ["Appréciations"]
 
 
-def test_xlsx_neutralises_hostile_cells_and_writes_no_formula():
-    lines = [line(last_name=value, first_name=value, text=value) for value in HOSTILE]
-    workbook = load_workbook(io.BytesIO(exports.report_xlsx(heading=heading(), lines=lines)))
+def test_xlsx_types_every_text_as_a_string_so_none_needs_a_visible_guard():
+    """A string cell is never a formula: the text is kept as validated, without the `'` that
+    LibreOffice would show (`'- Ensemble sérieux…`)."""
+    values = [*HOSTILE, *GEPI_TRICKY[:4]]
+    lines = [line(last_name=value, first_name=value, text=value) for value in values]
+    hostile_heading = ReportHeading(
+        school="=cmd", school_class="=2nde 3", term="-1", school_year="x", subject="@Maths"
+    )
+    content = exports.report_xlsx(heading=hostile_heading, lines=lines)
+    workbook = load_workbook(io.BytesIO(content))
     sheet = workbook.active
-    for index, value in enumerate(HOSTILE, start=2):
+    for index, value in enumerate(values, start=2):
         for column in (1, 2, 8):
             cell = sheet.cell(row=index, column=column)
             assert cell.data_type == "s"  # a string, never a formula ("f")
             # XML reads a carriage return back as a line feed.
-            assert cell.value == "'" + value.replace("\r", "\n")
-            assert_inert(cell.value)
+            assert cell.value == value.replace("\r", "\n")
+        assert sheet.cell(row=index, column=4).value == "=2nde 3"
+        assert sheet.cell(row=index, column=6).value == "-1"
     for row in sheet.iter_rows():
         assert all(cell.data_type != "f" for cell in row)
+    # The XML itself holds no formula element.
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        assert b"<f>" not in archive.read("xl/worksheets/sheet1.xml")
+
+
+def test_xlsx_read_by_libreoffice_gives_the_texts_back_and_evaluates_nothing(tmp_path):
+    texts = [
+        "- Ensemble sérieux, des efforts à poursuivre.",
+        "=1+1",
+        "+2+3",
+        "@SUM(A1:A2)",
+        '=HYPERLINK("http://evil.example/","Cliquez")',
+        'Chemin C:\\"dossier" ; fin.',
+        "Œuvre, élève, « guillemets ».",
+    ]
+    lines = [line(identifier=f"e{i}", text=text) for i, text in enumerate(texts)]
+    content = exports.report_xlsx(heading=heading(), lines=lines)
+    rows = list(csv.reader(io.StringIO(libreoffice_csv(content, tmp_path)), delimiter=";"))
+    assert rows[0] == list(REPORT_COLUMNS)
+    assert [row[7] for row in rows[1:]] == texts  # "=1+1" would read "2" if evaluated
+    assert [row[6] for row in rows[1:]] == ["12,5"] * len(texts) or [
+        row[6] for row in rows[1:]
+    ] == ["12.5"] * len(texts)
 
 
 def test_xlsx_drops_control_characters_instead_of_failing():
