@@ -137,6 +137,8 @@ class ClassExport:
     subjects: list[Subject]
     entries: list[ExportEntry]
     missing: list[MissingEntry]
+    # subject id -> its teacher(s) in the class, for the printed page.
+    teachers: dict[int, str] = field(default_factory=dict)
 
     @property
     def max_chars(self) -> int:
@@ -161,10 +163,10 @@ class ClassExport:
             term=self.term.label,
             school_year=self.term.school_year.name,
             subject=self.subject.name if self.subject else None,
+            teacher=self.teachers.get(self.subject.pk, "") if self.subject else "",
         )
 
-    @staticmethod
-    def _line(entry: ExportEntry, *, identifier: str) -> ReportLine:
+    def _line(self, entry: ExportEntry, *, identifier: str) -> ReportLine:
         return ReportLine(
             last_name=entry.student.last_name,
             first_name=entry.student.first_name,
@@ -173,6 +175,7 @@ class ClassExport:
             average=entry.average,
             text=entry.text,
             student_key=entry.student.pk,
+            teacher=self.teachers.get(entry.subject.pk, ""),
         )
 
     def _gepi_checked(self) -> list[tuple[ExportEntry, ReportLine, str | None]]:
@@ -225,8 +228,23 @@ def class_subjects(*, school_class: SchoolClass) -> list[Subject]:
     )
 
 
+def _class_teachers(*, school_class: SchoolClass, subjects: list[Subject]) -> dict[int, str]:
+    """Each subject's teacher(s) in the class (several when a subject is shared), one query."""
+    names: dict[int, list[str]] = {}
+    for assignment in TeachingAssignment.objects.filter(
+        school_class=school_class, subject__in=subjects
+    ).select_related("teacher"):
+        names.setdefault(assignment.subject_id, []).append(str(assignment.teacher))
+    return {subject_id: ", ".join(sorted(set(items))) for subject_id, items in names.items()}
+
+
 def _class_export(
-    *, school_class: SchoolClass, term: Term, subjects: list[Subject], subject: Subject | None
+    *,
+    school_class: SchoolClass,
+    term: Term,
+    subjects: list[Subject],
+    subject: Subject | None,
+    teachers: dict[int, str],
 ) -> ClassExport:
     """Students, appréciations and averages in three queries whatever the class size."""
     school = school_class.school
@@ -272,6 +290,7 @@ def _class_export(
         subjects=subjects,
         entries=entries,
         missing=missing,
+        teachers=teachers,
     )
 
 
@@ -282,16 +301,20 @@ def assignment_export(*, assignment: TeachingAssignment, term: Term) -> ClassExp
         term=term,
         subjects=[assignment.subject],
         subject=assignment.subject,
+        # The page is this teacher's, even where a colleague shares the subject in the class.
+        teachers={assignment.subject_id: str(assignment.teacher)},
     )
 
 
 def class_export(*, school_class: SchoolClass, term: Term) -> ClassExport:
     """Every subject of one class for one term (the class council)."""
+    subjects = class_subjects(school_class=school_class)
     return _class_export(
         school_class=school_class,
         term=term,
-        subjects=class_subjects(school_class=school_class),
+        subjects=subjects,
         subject=None,
+        teachers=_class_teachers(school_class=school_class, subjects=subjects),
     )
 
 

@@ -99,6 +99,8 @@ class ReportHeading:
     term: str
     school_year: str
     subject: str | None = None
+    # The subject's teacher(s), for the printed page; "" for the whole class.
+    teacher: str = ""
 
     @property
     def title(self) -> str:
@@ -118,6 +120,12 @@ class ReportLine:
     text: str
     # Groups the lines of one student in the whole-class PDF; never written to a file.
     student_key: int = 0
+    # The subject's teacher(s): printed on the whole-class PDF only.
+    teacher: str = ""
+
+    @property
+    def average_fr(self) -> str:
+        return format_average_fr(self.average)
 
 
 @dataclass(frozen=True)
@@ -363,15 +371,14 @@ def _grouped_by_student(lines: Sequence[ReportLine]) -> list[tuple[ReportLine, l
     return result
 
 
-def report_pdf(
+def report_pdf_document(
     *,
     heading: ReportHeading,
     lines: Sequence[ReportLine],
     missing: Sequence[MissingLine] = (),
     generated_on: date,
-) -> bytes:
-    """A printable PDF of the class (WeasyPrint): school, class, subject, term, each student
-    and their appréciation; the students still missing one are listed at the end."""
+):
+    """The laid-out pages (WeasyPrint's Document), before they are written as a PDF."""
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
 
@@ -390,7 +397,22 @@ def report_pdf(
     )
     # The document needs nothing from outside: every fetch (file:, http:, data:) is refused.
     fetcher = URLFetcher(allowed_protocols=frozenset())
-    return HTML(string=html, url_fetcher=fetcher).write_pdf()
+    return HTML(string=html, url_fetcher=fetcher).render()
+
+
+def report_pdf(
+    *,
+    heading: ReportHeading,
+    lines: Sequence[ReportLine],
+    missing: Sequence[MissingLine] = (),
+    generated_on: date,
+) -> bytes:
+    """The subject's page for the class council, as a school prints it (WeasyPrint): school,
+    class, subject, teacher, term and school year; each student's average and appréciation
+    in the order given; the students still missing one at the end; page numbers below."""
+    return report_pdf_document(
+        heading=heading, lines=lines, missing=missing, generated_on=generated_on
+    ).write_pdf()
 
 
 def copy_all_text(texts: Sequence[str]) -> str:

@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from classes.models import Teacher
+from classes.models import Teacher, TermAssessment
 from generation.models import Appreciation
 from tests.factories import (
     StudentFactory,
@@ -277,6 +277,34 @@ def test_pdf_download_of_the_whole_class(world, login):
     assert f"{s[0].last_name} {s[0].first_name}" in text
     assert "Très bon trimestre." in text
     assert "Appréciations manquantes (2)" in text
+    assert str(world.teacher) in text  # each subject's teacher
+
+
+def test_pdf_download_of_a_subject_is_the_teachers_page_with_the_averages(world, login):
+    from pypdf import PdfReader
+
+    s = students(world)
+    subject, term = world.assignment.subject, world.term
+    TermAssessment.objects.create(student=s[0], subject=subject, term=term, average="13.75")
+    appreciation(s[0], subject, term, text="Très bon trimestre.")
+
+    response = login(world.teacher).get(assignment_url(world, "assignment_file", "pdf"))
+
+    assert response.status_code == 200
+    text = " ".join(
+        "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(response.content)).pages).split()
+    )
+    for expected in (
+        world.school.name,
+        world.school_class.name,
+        subject.name,
+        str(world.teacher),
+        term.label,
+        term.school_year.name,
+        f"{s[0].last_name} {s[0].first_name} 13,75 Très bon trimestre.",
+        "Page 1 / 1",
+    ):
+        assert expected in text, expected
 
 
 def test_class_csv_has_every_subject(world, login):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import subprocess
 from datetime import date
 from decimal import Decimal
 
@@ -38,7 +40,7 @@ from tests.factories import (
     TermAssessmentFactory,
     shared_subject,
 )
-from tests.generation.readers import gepi_read, libreoffice_csv
+from tests.generation.readers import gepi_read, libreoffice_csv, require_tool
 
 # Cells a spreadsheet would run: each must come out inert.
 HOSTILE = [
@@ -396,7 +398,8 @@ def test_pdf_has_school_class_subject_term_students_and_texts():
         "Lycée Victor-Hugo",
         "2nde 3",
         "Histoire-Géographie",
-        "2e trimestre 2026-2027",
+        "2e trimestre",
+        "2026-2027",
         "Martin Léa",
         "Durand Noé",
         "Bonne participation.",
@@ -407,6 +410,104 @@ def test_pdf_has_school_class_subject_term_students_and_texts():
         "20/02/2027",
     ):
         assert expected in text, expected
+
+
+def report_page_heading(**overrides) -> ReportHeading:
+    values = {
+        "school": "Lycée Victor-Hugo",
+        "school_class": "2nde 3",
+        "term": "2e trimestre",
+        "school_year": "2026-2027",
+        "subject": "Histoire-Géographie",
+        "teacher": "Claire Fontaine",
+    }
+    values.update(overrides)
+    return ReportHeading(**values)
+
+
+def test_pdf_is_the_subjects_page_for_the_class_council():
+    """School, class, subject, teacher, term and year; each student's average and text, in
+    the order given; page numbers in the footer."""
+    lines = [
+        line(last_name="Zidane", first_name="Yanis", average=Decimal("12.50"), text="Texte Z."),
+        line(last_name="Abel", first_name="Ana", average=Decimal("8.00"), text="Texte A."),
+        line(last_name="Morel", first_name="Léo", average=None, text="Texte M."),
+    ]
+    content = exports.report_pdf(
+        heading=report_page_heading(), lines=lines, generated_on=date(2027, 2, 20)
+    )
+    text = " ".join(pdf_text(content).split())
+    for expected in (
+        "Lycée Victor-Hugo",
+        "2nde 3",
+        "Histoire-Géographie",
+        "Claire Fontaine",
+        "2e trimestre",
+        "2026-2027",
+        "Page 1 / 1",
+    ):
+        assert expected in text, expected
+    # Each student's average in French format, beside their name, in the selectors' order.
+    assert text.index("Zidane Yanis 12,5 Texte Z.") < text.index("Abel Ana 8 Texte A.")
+    assert text.index("Abel Ana 8 Texte A.") < text.index("Morel Léo Texte M.")
+
+
+def test_pdf_of_the_whole_class_gives_each_subjects_average_and_teacher():
+    lines = [
+        line(subject="Anglais", average=Decimal("14.25"), teacher="John Smith", student_key=1),
+        line(subject="Histoire-Géographie", average=None, teacher="C. Fontaine", student_key=1),
+    ]
+    content = exports.report_pdf(
+        heading=report_page_heading(subject=None, teacher=""),
+        lines=lines,
+        generated_on=date(2027, 2, 20),
+    )
+    text = " ".join(pdf_text(content).split())
+    assert "Anglais John Smith 14,25" in text
+    assert "Histoire-Géographie C. Fontaine" in text
+
+
+LONG_WORD = "Anticonstitutionnellement" * 6  # 150 characters, no space
+
+
+def _render_boxes_within_the_page(document) -> None:
+    from weasyprint.formatting_structure import boxes
+
+    for page in document.pages:
+        for box in page._page_box.descendants():
+            if isinstance(box, boxes.TextBox):
+                assert box.position_x >= 0, box.text[:30]
+                assert box.position_x + box.width <= page.width + 0.01, box.text[:30]
+
+
+@pytest.mark.parametrize("subject", ["Histoire-Géographie", None])
+def test_pdf_wraps_a_150_character_word_inside_the_page(subject, tmp_path):
+    lines = [
+        line(
+            last_name=LONG_WORD, first_name="Léa", subject=LONG_WORD, text=f"Début {LONG_WORD} fin."
+        )
+    ]
+    kwargs = {
+        "heading": report_page_heading(subject=subject, school=LONG_WORD, teacher=LONG_WORD),
+        "lines": lines,
+        "missing": [MissingLine(LONG_WORD, "Ana", LONG_WORD, "Brouillon à relire")],
+        "generated_on": date(2027, 2, 20),
+    }
+    # What WeasyPrint laid out: every line of text starts and ends inside the page.
+    _render_boxes_within_the_page(exports.report_pdf_document(**kwargs))
+    # What a PDF reader finds: every word's box inside the page (poppler's pdftotext).
+    pdf = tmp_path / "page.pdf"
+    pdf.write_bytes(exports.report_pdf(**kwargs))
+    pdftotext = require_tool("pdftotext")
+    html = subprocess.run(
+        [pdftotext, "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    width = float(re.search(r'<page width="([0-9.]+)"', html).group(1))
+    words = re.findall(r'<word xMin="([0-9.-]+)" yMin="[^"]*" xMax="([0-9.-]+)"', html)
+    assert words
+    assert all(float(x_min) >= 0 and float(x_max) <= width for x_min, x_max in words)
+    joined = " ".join(pdf_text(pdf.read_bytes()).split())
+    assert "Début" in joined and "fin." in joined
 
 
 def test_pdf_of_the_whole_class_groups_subjects_under_each_student():
