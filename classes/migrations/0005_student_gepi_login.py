@@ -5,20 +5,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classes', '0002_shared_subjects_and_levels'),
+        ("classes", "0002_shared_subjects_and_levels"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='student',
-            name='gepi_login',
-            field=models.CharField(blank=True, help_text="Login de l'élève dans Gepi (colonne IDENTIFIANT des listes exportées par Gepi) : le fichier d'import Gepi en a besoin.", max_length=50, validators=[classes.text.validate_gepi_login], verbose_name='login Gepi'),
+            model_name="student",
+            name="gepi_login",
+            field=models.CharField(
+                blank=True,
+                help_text="Login de l'élève dans Gepi (colonne IDENTIFIANT des listes exportées par Gepi) : le fichier d'import Gepi en a besoin.",
+                max_length=50,
+                validators=[classes.text.validate_gepi_login],
+                verbose_name="login Gepi",
+            ),
         ),
         migrations.AlterField(
-            model_name='student',
-            name='external_id',
-            field=models.CharField(blank=True, help_text="Identifiant de l'élève dans le logiciel de l'établissement (INE…).", max_length=64, verbose_name='identifiant'),
+            model_name="student",
+            name="external_id",
+            field=models.CharField(
+                blank=True,
+                help_text="Identifiant de l'élève dans le logiciel de l'établissement (INE…).",
+                max_length=64,
+                verbose_name="identifiant",
+            ),
         ),
     ]
