@@ -41,7 +41,9 @@ def own_assignments(*, user: Teacher) -> QuerySet[TeachingAssignment]:
     ).select_related("school_class__level", "school_class__school_year", "subject", "teacher")
 
 
-def headed_assignments(*, user: Teacher, include_own: bool = False) -> QuerySet[TeachingAssignment]:
+def headed_assignments(
+    *, user: Teacher, include_own: bool = False
+) -> QuerySet[TeachingAssignment]:
     """The assignments in the subjects a department head heads (others' ones by default)."""
     if not user.is_department_head:
         return TeachingAssignment.objects.none()

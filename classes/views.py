@@ -167,7 +167,9 @@ def cell_update(
         cell.saved = True
     # The page's « N / M élèves ont des saisies complètes » stays true without a reload.
     complete_count = (
-        selectors.with_completion(TeachingAssignment.objects.filter(pk=assignment.pk), term=term)
+        selectors.with_completion(
+            TeachingAssignment.objects.filter(pk=assignment.pk), term=term
+        )
         .get()
         .complete_count
     )

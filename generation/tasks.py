@@ -22,5 +22,7 @@ def generate_quick_draft(quick_draft_id: int) -> None:
 @worker_ready.connect
 def recover_after_restart(sender, **kwargs) -> None:
     """A worker killed mid-class held drafts: release them and send the job again."""
-    services.worker_state_set(hostname=sender.hostname, state=WorkerState.State.IDLE, backend=None)
+    services.worker_state_set(
+        hostname=sender.hostname, state=WorkerState.State.IDLE, backend=None
+    )
     services.worker_recover(hostname=sender.hostname)
