@@ -266,6 +266,8 @@ def gepi_line_problem(line: ReportLine) -> str | None:
     problem = gepi_login_problem(line.identifier)
     if problem:
         return problem
+    if GEPI_SEMICOLON in line.text:
+        return f"le texte contient « {GEPI_SEMICOLON} », que Gepi changerait en « ; »"
     if len(_gepi_line(line).encode("utf-8")) > GEPI_LINE_MAX_BYTES:
         return (
             "appréciation trop longue pour l'import Gepi (chaque « ; » y compte pour 15 caractères)"
