@@ -158,6 +158,21 @@ def test_report_csv_neutralises_hostile_names_and_texts():
             assert_inert(row[index])
 
 
+def test_report_csv_guards_only_the_texts_a_spreadsheet_would_run():
+    guarded = ["- Ensemble sérieux.", "+ de travail.", "= stable.", "@ retenir.", "\tx", "\rx"]
+    untouched = [
+        "Ensemble sérieux - à poursuivre.",
+        'Chemin C:\\"dossier" et "citation".',
+        "Fin par barre oblique \\",
+        "Œuvre, élève, « guillemets ».",
+        " =1+1",
+        "'déjà une apostrophe",
+    ]
+    lines = [line(text=text) for text in guarded + untouched]
+    rows = read_csv(exports.report_csv(heading=heading(), lines=lines))[1:]
+    assert [row[7] for row in rows] == ["'" + t for t in guarded] + untouched
+
+
 def test_report_csv_neutralises_hostile_class_and_subject_names():
     hostile = ReportHeading(
         school="=cmd", school_class="=cmd|' /C calc'!A0", term="2e trimestre", school_year="x"
