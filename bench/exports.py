@@ -87,7 +87,8 @@ def build_class(students: int) -> tuple[TeachingAssignment, Term]:
             school_class=school_class,
             last_name=f"Nom{index:04d}",
             first_name="Camille",
-            external_id=f"nom{index:04d}.camille",
+            external_id=f"{index:09d}AB",
+            gepi_login=f"nom{index:04d}.camille",
         )
         for index in range(students)
     )

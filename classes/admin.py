@@ -287,7 +287,7 @@ class TermAdmin(SchoolScopedAdmin):
 
 class StudentInline(admin.TabularInline):
     model = Student
-    fields = ["last_name", "first_name", "is_repeating", "external_id"]
+    fields = ["last_name", "first_name", "is_repeating", "external_id", "gepi_login"]
     extra = 0
 
 
@@ -328,10 +328,17 @@ def _erasure_message(reports: list[ErasureReport]) -> str:
 @admin.register(Student)
 class StudentAdmin(SchoolScopedAdmin):
     school_path = "school_class__school"
-    fields = ["last_name", "first_name", "school_class", "is_repeating", "external_id"]
+    fields = [
+        "last_name",
+        "first_name",
+        "school_class",
+        "is_repeating",
+        "external_id",
+        "gepi_login",
+    ]
     list_display = ["name", "first_name", "school_class", "is_repeating"]
     list_filter = ["school_class"]
-    search_fields = ["last_name", "first_name", "external_id"]
+    search_fields = ["last_name", "first_name", "external_id", "gepi_login"]
     actions = ["export_student_data", "erase_student_data"]
 
     # Sorting the column sorts as a class list (French order), not by code point.

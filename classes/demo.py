@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from .models import (
     Level,
@@ -214,6 +215,8 @@ def seed_demo(*, today: date | None = None, seed: int = 2026) -> DemoResult:
                 last_name=last_name,
                 first_name=first_name,
                 is_repeating=rng.random() < 0.07,
+                # So that the demo's Gepi export has every student (Gepi matches its login).
+                gepi_login=f"{slugify(last_name)}.{slugify(first_name)}",
             )
             level_of_student = rng.uniform(6, 17)
             attitude = rng.uniform(3, 9)

@@ -171,7 +171,11 @@ def _build_plan(
         planned = PlannedStudent(row=row, student=student)
         if student is not None:
             planned.assessment = assessments.get(student.pk)
-        for column, new in (("is_repeating", row.is_repeating), ("external_id", row.external_id)):
+        for column, new in (
+            ("is_repeating", row.is_repeating),
+            ("external_id", row.external_id),
+            ("gepi_login", row.gepi_login),
+        ):
             old = getattr(student, column) if student else None
             if new is not None and new != old:
                 planned.student_updates[column] = new
@@ -234,6 +238,7 @@ def import_apply(
             first_name=planned.row.first_name,
             is_repeating=planned.student_updates.get("is_repeating", False),
             external_id=planned.student_updates.get("external_id", ""),
+            gepi_login=planned.student_updates.get("gepi_login", ""),
         )
         if planned.assessment_updates:
             new_assessments.append(_new_assessment(student, assignment, term, planned, user))

@@ -24,6 +24,7 @@ from django.core.exceptions import ValidationError
 
 from .grades import FIELD_DECIMALS, parse_grade
 from .models import Student
+from .text import GEPI_LOGIN_MESSAGE, clean_line, is_gepi_login
 
 MAX_ROWS = 500  # students per file
 MAX_COLUMNS = 100
@@ -42,6 +43,7 @@ COLUMN_LABELS = {
     "first_name": "prénom",
     "is_repeating": "redoublant",
     "external_id": "identifiant",
+    "gepi_login": "login Gepi",
     "average": "moyenne",
     "behaviour": "comportement",
     "participation": "participation",
@@ -52,7 +54,9 @@ COLUMN_ALIASES = {
     "last_name": ("nom", "nom de famille", "nom eleve", "nom de l eleve"),
     "first_name": ("prenom", "prenoms", "prenom s", "prenom eleve", "prenom de l eleve"),
     "is_repeating": ("redoublant", "redoublement", "redouble"),
-    "external_id": ("identifiant", "login", "id", "ine", "identifiant eleve"),
+    "external_id": ("identifiant", "id", "ine", "identifiant eleve"),
+    # Gepi's import of appréciations matches its login, never the INE.
+    "gepi_login": ("login", "login gepi", "identifiant gepi"),
     "average": ("moyenne", "moyenne 20", "moy", "moy 20", "note", "note 20"),
     "behaviour": ("comportement", "comportement 10"),
     "participation": ("participation", "participation 10"),
@@ -72,6 +76,7 @@ MAX_LENGTHS = {
     "last_name": Student._meta.get_field("last_name").max_length,
     "first_name": Student._meta.get_field("first_name").max_length,
     "external_id": Student._meta.get_field("external_id").max_length,
+    "gepi_login": Student._meta.get_field("gepi_login").max_length,
 }
 MAX_GRADE_TEXT = 20
 
@@ -110,6 +115,7 @@ class ParsedRow:
     first_name: str
     is_repeating: bool | None = None  # None: column absent or cell empty
     external_id: str | None = None  # None: column absent or cell empty
+    gepi_login: str | None = None  # None: column absent or cell empty
     grades: dict[str, Decimal] = field(default_factory=dict)  # only the non-empty cells
     cells: dict[str, str] = field(default_factory=dict)  # canonical column -> text
 
@@ -172,17 +178,6 @@ _HYPHENS = re.compile(r"[-‐‑‒–—_\s]+")
 def normalize_name(text: str) -> str:
     """Matching key of a name: casefold, no accents, spaces and hyphens collapsed."""
     return _HYPHENS.sub(" ", _fold(text).translate(_APOSTROPHES)).strip()
-
-
-def _clean_text(value: str) -> str:
-    """A cell's text without control characters, with runs of spaces collapsed."""
-    kept = []
-    for char in value:
-        category = unicodedata.category(char)
-        if category == "Cf":  # zero-width characters, stray byte order marks
-            continue
-        kept.append(" " if category in ("Cc", "Zl", "Zp", "Cs", "Co") else char)
-    return " ".join("".join(kept).split())
 
 
 def _shorten(text: str, limit: int = 30) -> str:
@@ -413,7 +408,7 @@ def _cell_text(value: Any) -> str:
         return "oui" if value else "non"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return _clean_text(str(value))
+    return clean_line(str(value))
 
 
 def _grade_text(value: Any, column: str) -> str:
@@ -600,6 +595,17 @@ def _parse_row(number: int, texts: dict[str, str], messages: list[str]) -> Parse
         row.external_id = raw or None
         row.cells["external_id"] = raw
 
+    if "gepi_login" in texts:
+        raw = texts["gepi_login"]
+        if len(raw) > MAX_LENGTHS["gepi_login"]:
+            messages.append(
+                f"login Gepi trop long ({MAX_LENGTHS['gepi_login']} caractères au plus)."
+            )
+        elif raw and not is_gepi_login(raw):
+            messages.append(f"login Gepi « {_shorten(raw)} » — {GEPI_LOGIN_MESSAGE}")
+        row.gepi_login = raw or None
+        row.cells["gepi_login"] = raw
+
     for column in GRADE_FIELDS:
         if column not in texts:
             continue
@@ -663,7 +669,7 @@ def parsed_from_data(data: Any) -> ParsedFile:
         ):
             raise invalid
         raw_rows.append(
-            (item[0], {c: _clean_text(v) for c, v in zip(columns, item[1], strict=True)}, [])
+            (item[0], {c: clean_line(v) for c, v in zip(columns, item[1], strict=True)}, [])
         )
     kind = data.get("kind") if data.get("kind") in ("csv", "xlsx") else "csv"
     parsed = ParsedFile(kind=kind, columns=tuple(columns), ignored_columns=tuple(ignored))

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from .collation import student_sort_key
+from .text import GEPI_LOGIN_MAX_LENGTH, validate_gepi_login
 
 AVERAGE_MAX = Decimal("20")
 RATING_MAX = Decimal("10")
@@ -239,7 +240,16 @@ class Student(models.Model):
         "identifiant",
         max_length=64,
         blank=True,
-        help_text="Identifiant de l'élève dans le logiciel de l'établissement (Gepi…).",
+        help_text="Identifiant de l'élève dans le logiciel de l'établissement (INE…).",
+    )
+    # Gepi's import of marks and appréciations matches its `login` only (not the INE).
+    gepi_login = models.CharField(
+        "login Gepi",
+        max_length=GEPI_LOGIN_MAX_LENGTH,
+        blank=True,
+        validators=[validate_gepi_login],
+        help_text="Login de l'élève dans Gepi (colonne IDENTIFIANT des listes exportées par"
+        " Gepi) : le fichier d'import Gepi en a besoin.",
     )
     # Every list of students sorts on this (French order, classes.collation): the database's
     # own collation of names differs between SQLite and PostgreSQL servers.

@@ -123,6 +123,7 @@ def student_data_export(*, student: Student) -> dict:
             "first_name": student.first_name,
             "is_repeating": student.is_repeating,
             "external_id": student.external_id,
+            "gepi_login": student.gepi_login,
         },
         "class": {
             "id": school_class.pk,

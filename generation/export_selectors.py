@@ -43,6 +43,7 @@ from .exports import (
     ReportHeading,
     ReportLine,
     copy_all_text,
+    gepi_line_problem,
 )
 from .models import Appreciation, Feedback
 
@@ -96,10 +97,6 @@ class ExportEntry:
     def over_limit(self) -> bool:
         return self.char_count > self.max_chars
 
-    @property
-    def has_identifier(self) -> bool:
-        return bool(self.student.external_id.strip())
-
 
 @dataclass(frozen=True)
 class MissingEntry:
@@ -140,6 +137,8 @@ class ClassExport:
     subjects: list[Subject]
     entries: list[ExportEntry]
     missing: list[MissingEntry]
+    # subject id -> its teacher(s) in the class, for the printed page.
+    teachers: dict[int, str] = field(default_factory=dict)
 
     @property
     def max_chars(self) -> int:
@@ -157,11 +156,6 @@ class ClassExport:
     def over_limit(self) -> list[ExportEntry]:
         return [entry for entry in self.entries if entry.over_limit]
 
-    @property
-    def without_identifier(self) -> list[ExportEntry]:
-        """Exportable, but Gepi cannot match them: listed, never silently left out."""
-        return [entry for entry in self.entries if not entry.has_identifier]
-
     def heading(self) -> ReportHeading:
         return ReportHeading(
             school=self.school.name,
@@ -169,22 +163,39 @@ class ClassExport:
             term=self.term.label,
             school_year=self.term.school_year.name,
             subject=self.subject.name if self.subject else None,
+            teacher=self.teachers.get(self.subject.pk, "") if self.subject else "",
         )
 
+    def _line(self, entry: ExportEntry, *, identifier: str) -> ReportLine:
+        return ReportLine(
+            last_name=entry.student.last_name,
+            first_name=entry.student.first_name,
+            identifier=identifier,
+            subject=entry.subject.name,
+            average=entry.average,
+            text=entry.text,
+            student_key=entry.student.pk,
+            teacher=self.teachers.get(entry.subject.pk, ""),
+        )
+
+    def _gepi_checked(self) -> list[tuple[ExportEntry, ReportLine, str | None]]:
+        checked = []
+        for entry in self.entries:
+            line = self._line(entry, identifier=entry.student.gepi_login.strip())
+            checked.append((entry, line, gepi_line_problem(line)))
+        return checked
+
+    @property
+    def gepi_excluded(self) -> list[tuple[ExportEntry, str]]:
+        """Exportable, but not in Gepi's file (no Gepi login, a line PHP would cut), with the
+        reason: listed, never silently left out, and never a file Gepi refuses."""
+        return [(entry, problem) for entry, _, problem in self._gepi_checked() if problem]
+
     def lines(self, *, gepi: bool = False) -> list[ReportLine]:
-        entries = [e for e in self.entries if e.has_identifier] if gepi else self.entries
-        return [
-            ReportLine(
-                last_name=entry.student.last_name,
-                first_name=entry.student.first_name,
-                identifier=entry.student.external_id.strip(),
-                subject=entry.subject.name,
-                average=entry.average,
-                text=entry.text,
-                student_key=entry.student.pk,
-            )
-            for entry in entries
-        ]
+        """The spreadsheets' identifier is the school's (INE…); Gepi's file needs the login."""
+        if gepi:
+            return [line for _, line, problem in self._gepi_checked() if problem is None]
+        return [self._line(e, identifier=e.student.external_id.strip()) for e in self.entries]
 
     def missing_lines(self) -> list[MissingLine]:
         return [
@@ -217,8 +228,23 @@ def class_subjects(*, school_class: SchoolClass) -> list[Subject]:
     )
 
 
+def _class_teachers(*, school_class: SchoolClass, subjects: list[Subject]) -> dict[int, str]:
+    """Each subject's teacher(s) in the class (several when a subject is shared), one query."""
+    names: dict[int, list[str]] = {}
+    for assignment in TeachingAssignment.objects.filter(
+        school_class=school_class, subject__in=subjects
+    ).select_related("teacher"):
+        names.setdefault(assignment.subject_id, []).append(str(assignment.teacher))
+    return {subject_id: ", ".join(sorted(set(items))) for subject_id, items in names.items()}
+
+
 def _class_export(
-    *, school_class: SchoolClass, term: Term, subjects: list[Subject], subject: Subject | None
+    *,
+    school_class: SchoolClass,
+    term: Term,
+    subjects: list[Subject],
+    subject: Subject | None,
+    teachers: dict[int, str],
 ) -> ClassExport:
     """Students, appréciations and averages in three queries whatever the class size."""
     school = school_class.school
@@ -264,6 +290,7 @@ def _class_export(
         subjects=subjects,
         entries=entries,
         missing=missing,
+        teachers=teachers,
     )
 
 
@@ -274,16 +301,20 @@ def assignment_export(*, assignment: TeachingAssignment, term: Term) -> ClassExp
         term=term,
         subjects=[assignment.subject],
         subject=assignment.subject,
+        # The page is this teacher's, even where a colleague shares the subject in the class.
+        teachers={assignment.subject_id: str(assignment.teacher)},
     )
 
 
 def class_export(*, school_class: SchoolClass, term: Term) -> ClassExport:
     """Every subject of one class for one term (the class council)."""
+    subjects = class_subjects(school_class=school_class)
     return _class_export(
         school_class=school_class,
         term=term,
-        subjects=class_subjects(school_class=school_class),
+        subjects=subjects,
         subject=None,
+        teachers=_class_teachers(school_class=school_class, subjects=subjects),
     )
 
 

@@ -35,7 +35,10 @@ from .export_selectors import ClassExport
 # format -> (button label, help text). Gepi's file is per class × subject only.
 REPORT_FORMATS = {
     "csv": ("CSV (tableur)", "UTF-8, séparateur « ; », pour Excel ou LibreOffice."),
-    "gepi": ("Fichier d'import Gepi", "IDENTIFIANT;NOTE;Appréciation, la note est la moyenne."),
+    "gepi": (
+        "Fichier d'import Gepi",
+        "IDENTIFIANT (login Gepi);NOTE (la moyenne, vide s'il n'y en a pas);Appréciation.",
+    ),
     "xlsx": ("Classeur Excel (XLSX)", "Les appréciations, et les manquantes sur une 2e feuille."),
     "pdf": ("PDF imprimable", "La classe entière, pour relire ou pour le conseil de classe."),
 }

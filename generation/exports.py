@@ -7,8 +7,9 @@ No database and no request here: export_selectors chooses the rows (only final a
 the missing students listed apart), the views and the `export_dataset` command pick a builder.
 The PDF builder renders a template (no query) and hands it to WeasyPrint.
 
-Every text cell of a spreadsheet file goes through `neutralize_cell` (formula injection:
-student names come from imported files, appréciations from people).
+Formula injection (student names come from imported files, appréciations from people): every
+text cell of the CSV goes through `neutralize_cell`; the XLSX types its texts as strings, which
+no spreadsheet runs; Gepi's file is a database import and gets the texts exactly as validated.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from decimal import Decimal
 from itertools import groupby
 
 from django.template.loader import render_to_string
+
+from classes.text import GEPI_LOGIN_MESSAGE, is_gepi_login
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection"),
 # the full-width forms included: some spreadsheets fold them to their ASCII twins.
@@ -50,8 +53,12 @@ MISSING_COLUMNS = ("Nom", "Prénom", "Discipline", "Raison")
 # Gepi's import of marks and appréciations (saisie/import_note_app.php): `;`-separated, a
 # header line that Gepi skips by default, NOTE 0-20 with `.` or `,`, or abs/disp/-.
 GEPI_HEADER = ("IDENTIFIANT", "NOTE", "Appréciation")
-GEPI_NO_MARK = "-"
 GEPI_SEMICOLON = "|POINT-VIRGULE|"
+# Gepi reads with fgetcsv($fp, 8000, ";"): PHP 8.2 cuts a longer line (7 999 bytes and more
+# before the CRLF, measured) in two, and the rest becomes a line of its own.
+GEPI_LINE_MAX_BYTES = 7998
+# What PHP's fgetcsv skips before looking for an opening quote (C isspace).
+_PHP_SPACES = " \t\n\v\f\r"
 
 # The columns of the `eltorio/appreciation` dataset, exactly, so rows can be appended to it.
 DATASET_CSV_COLUMNS = (
@@ -92,6 +99,8 @@ class ReportHeading:
     term: str
     school_year: str
     subject: str | None = None
+    # The subject's teacher(s), for the printed page; "" for the whole class.
+    teacher: str = ""
 
     @property
     def title(self) -> str:
@@ -111,6 +120,12 @@ class ReportLine:
     text: str
     # Groups the lines of one student in the whole-class PDF; never written to a file.
     student_key: int = 0
+    # The subject's teacher(s): printed on the whole-class PDF only.
+    teacher: str = ""
+
+    @property
+    def average_fr(self) -> str:
+        return format_average_fr(self.average)
 
 
 @dataclass(frozen=True)
@@ -187,40 +202,121 @@ def report_csv(*, heading: ReportHeading, lines: Sequence[ReportLine]) -> bytes:
 
 
 def gepi_note(average: Decimal | float | None) -> str:
-    """Gepi's NOTE: the term average on 0-20 (decimal comma), `-` when there is none."""
-    return GEPI_NO_MARK if average is None else format_average_fr(average)
+    """Gepi's NOTE: the term average on 0-20 (decimal comma); empty when there is none.
+
+    An empty NOTE leaves the mark Gepi already has; `-` would store a mark 0 with status `-`.
+    """
+    return format_average_fr(average)
 
 
 def gepi_text(text: str) -> str:
-    """Gepi reads `|POINT-VIRGULE|` back as `;` (its CSV has no other escape for it)."""
-    return neutralize_cell(text.replace(";", GEPI_SEMICOLON))
+    """Gepi reads `|POINT-VIRGULE|` back as `;` (its CSV has no other escape for it).
+
+    No spreadsheet guard: Gepi stores the text as it comes, a `'` would reach the report card.
+    """
+    return text.replace(";", GEPI_SEMICOLON)
+
+
+def gepi_field(value: str) -> str:
+    """One field written so that PHP's `fgetcsv($fp, 8000, ";")` gives `value` back.
+
+    PHP's default escape character `\\` is not RFC 4180: inside quotes, a backslash and the
+    character after it are both kept as they are and that character never ends the field
+    (`"C:\\""d"` reads `C:\\"d"`); outside quotes a backslash is an ordinary character. So a
+    field is quoted only when it must be (it starts, after spaces, with `"`, or holds `;` or a
+    line break); inside quotes a `"` right after an escaping backslash is not doubled. A final
+    lone backslash cannot end a quoted field: a space follows it, which Gepi's `trim()` of the
+    appréciation removes. Checked against PHP 8.2 (tests/generation/test_exports.py).
+    """
+    if not (value.lstrip(_PHP_SPACES).startswith('"') or any(c in value for c in ";\r\n")):
+        return value
+    out = ['"']
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char == "\\":
+            out.append(value[index : index + 2] if index + 1 < len(value) else "\\ ")
+            index += 2
+            continue
+        out.append('""' if char == '"' else char)
+        index += 1
+    out.append('"')
+    return "".join(out)
+
+
+def gepi_login_problem(login: str) -> str | None:
+    """Why `login` cannot identify a student in Gepi's file (French), None when it can.
+
+    Gepi matches the IDENTIFIANT column against its `eleves.login` only (not the INE), and
+    one unknown identifier makes it refuse the whole file.
+    """
+    if not login.strip():
+        return "pas de login Gepi"
+    if not is_gepi_login(login):
+        return "login Gepi invalide : " + GEPI_LOGIN_MESSAGE
+    return None
+
+
+def _gepi_line(line: ReportLine) -> str:
+    return ";".join((line.identifier, gepi_note(line.average), gepi_field(gepi_text(line.text))))
+
+
+def gepi_line_problem(line: ReportLine) -> str | None:
+    """Why this line cannot go in Gepi's file (French), None when it can."""
+    problem = gepi_login_problem(line.identifier)
+    if problem:
+        return problem
+    if GEPI_SEMICOLON in line.text:
+        return f"le texte contient « {GEPI_SEMICOLON} », que Gepi changerait en « ; »"
+    if len(_gepi_line(line).encode("utf-8")) > GEPI_LINE_MAX_BYTES:
+        return (
+            "appréciation trop longue pour l'import Gepi (chaque « ; » y compte pour 15 caractères)"
+        )
+    return None
 
 
 def report_gepi(*, lines: Sequence[ReportLine]) -> bytes:
-    """Gepi's import file `IDENTIFIANT;NOTE;Appréciation`, UTF-8 without BOM.
+    """Gepi's import file `IDENTIFIANT;NOTE;Appréciation`, UTF-8 without BOM, CRLF.
 
-    Every line needs the student's Gepi identifier: the selectors list the students without
-    one apart, this builder refuses them rather than write a line Gepi cannot match.
-    NOTE is written by us (a number or Gepi's `-` for "no mark"), never user text, so it is
-    left as Gepi expects it; the identifier and the appréciation are neutralised.
+    Read by Gepi's saisie/import_note_app.php with PHP's fgetcsv: every line needs the
+    student's Gepi login (the selectors list apart the students without one), and the text is
+    written exactly as validated, for that reader (see `gepi_field`), not for a spreadsheet.
     """
-    rows: list[list[str]] = [list(GEPI_HEADER)]
+    rows = [";".join(GEPI_HEADER)]
     for line in lines:
-        identifier = line.identifier.strip()
-        if not identifier:
-            raise ValueError("A Gepi line needs the student's identifier.")
-        rows.append([neutralize_cell(identifier), gepi_note(line.average), gepi_text(line.text)])
-    return _csv_text(rows, delimiter=";").encode("utf-8")
+        problem = gepi_line_problem(line)
+        if problem:
+            raise ValueError(f"A line cannot go in Gepi's file: {problem}.")
+        rows.append(_gepi_line(line))
+    return "".join(row + "\r\n" for row in rows).encode("utf-8")
 
 
 def _xlsx_text(value: str) -> str:
-    return neutralize_cell(value.translate(_XLSX_ILLEGAL))
+    return value.translate(_XLSX_ILLEGAL)
+
+
+def _xlsx_row(sheet, row: int, values: Sequence[str | float | None]) -> None:
+    """A row whose texts are typed as strings (`t="s"`), whatever they start with.
+
+    openpyxl types a text starting with `=` as a formula; a string cell is never one, in
+    Excel or LibreOffice, so no text needs the visible `'` guard of the CSV.
+    """
+    for column, value in enumerate(values, start=1):
+        cell = sheet.cell(row=row, column=column)
+        if isinstance(value, str):
+            cell.value = _xlsx_text(value)
+            cell.data_type = "s"
+        else:
+            cell.value = value
 
 
 def report_xlsx(
     *, heading: ReportHeading, lines: Sequence[ReportLine], missing: Sequence[MissingLine] = ()
 ) -> bytes:
-    """XLSX: the appréciations on the first sheet, the students still missing one on a second."""
+    """XLSX: the appréciations on the first sheet, the students still missing one on a second.
+
+    Every text is a string cell (never a formula) and is written as validated, without a guard.
+    """
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
 
@@ -229,19 +325,21 @@ def report_xlsx(
     workbook.properties.creator = "Appréciations"
     sheet = workbook.active
     sheet.title = "Appréciations"
-    sheet.append(list(REPORT_COLUMNS))
-    for line in lines:
-        sheet.append(
+    _xlsx_row(sheet, 1, REPORT_COLUMNS)
+    for row, line in enumerate(lines, start=2):
+        _xlsx_row(
+            sheet,
+            row,
             [
-                _xlsx_text(line.last_name),
-                _xlsx_text(line.first_name),
-                _xlsx_text(line.identifier),
-                _xlsx_text(heading.school_class),
-                _xlsx_text(line.subject),
-                _xlsx_text(heading.term),
+                line.last_name,
+                line.first_name,
+                line.identifier,
+                heading.school_class,
+                line.subject,
+                heading.term,
                 None if line.average is None else float(line.average),
-                _xlsx_text(line.text),
-            ]
+                line.text,
+            ],
         )
     for cell in sheet[1]:
         cell.font = Font(bold=True)
@@ -253,16 +351,9 @@ def report_xlsx(
         cell.alignment = wrap
     if missing:
         other = workbook.create_sheet("À compléter")
-        other.append(list(MISSING_COLUMNS))
-        for item in missing:
-            other.append(
-                [
-                    _xlsx_text(item.last_name),
-                    _xlsx_text(item.first_name),
-                    _xlsx_text(item.subject),
-                    _xlsx_text(item.reason),
-                ]
-            )
+        _xlsx_row(other, 1, MISSING_COLUMNS)
+        for row, item in enumerate(missing, start=2):
+            _xlsx_row(other, row, [item.last_name, item.first_name, item.subject, item.reason])
         for cell in other[1]:
             cell.font = Font(bold=True)
         for letter, width in zip("ABCD", (18, 16, 24, 60), strict=True):
@@ -282,15 +373,14 @@ def _grouped_by_student(lines: Sequence[ReportLine]) -> list[tuple[ReportLine, l
     return result
 
 
-def report_pdf(
+def report_pdf_document(
     *,
     heading: ReportHeading,
     lines: Sequence[ReportLine],
     missing: Sequence[MissingLine] = (),
     generated_on: date,
-) -> bytes:
-    """A printable PDF of the class (WeasyPrint): school, class, subject, term, each student
-    and their appréciation; the students still missing one are listed at the end."""
+):
+    """The laid-out pages (WeasyPrint's Document), before they are written as a PDF."""
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
 
@@ -309,7 +399,22 @@ def report_pdf(
     )
     # The document needs nothing from outside: every fetch (file:, http:, data:) is refused.
     fetcher = URLFetcher(allowed_protocols=frozenset())
-    return HTML(string=html, url_fetcher=fetcher).write_pdf()
+    return HTML(string=html, url_fetcher=fetcher).render()
+
+
+def report_pdf(
+    *,
+    heading: ReportHeading,
+    lines: Sequence[ReportLine],
+    missing: Sequence[MissingLine] = (),
+    generated_on: date,
+) -> bytes:
+    """The subject's page for the class council, as a school prints it (WeasyPrint): school,
+    class, subject, teacher, term and school year; each student's average and appréciation
+    in the order given; the students still missing one at the end; page numbers below."""
+    return report_pdf_document(
+        heading=heading, lines=lines, missing=missing, generated_on=generated_on
+    ).write_pdf()
 
 
 def copy_all_text(texts: Sequence[str]) -> str:

@@ -17,6 +17,7 @@ from rapidfuzz.distance import Levenshtein
 
 from classes.models import Student, Teacher, TeachingAssignment, Term
 from classes.services import ensure_term_open
+from classes.text import clean_line
 
 from . import selectors
 from .backends import (
@@ -614,7 +615,9 @@ class NeedsConfirmationError(ValidationError):
 
 
 def _clean_final_text(text: str, *, max_chars: int) -> str:
-    text = " ".join((text or "").split())
+    # The import's cleaning: invisible characters (U+202E, zero-width, BOM) typed or pasted
+    # into the form would otherwise reach Gepi, the spreadsheets and the printed page.
+    text = clean_line(text or "")
     if not text:
         raise ValidationError("L'appréciation est vide : écrivez un texte avant de valider.")
     if len(text) > 2000:

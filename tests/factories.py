@@ -170,7 +170,10 @@ def french_class_students(school_class: SchoolClass) -> list[Student]:
     for index in (7, 2, 11, 0, 9, 4, 12, 1, 5, 10, 3, 8, 6):
         last_name, first_name = FRENCH_CLASS_ORDER[index]
         created[index] = StudentFactory(
-            school_class=school_class, last_name=last_name, first_name=first_name
+            school_class=school_class,
+            last_name=last_name,
+            first_name=first_name,
+            gepi_login=f"eleve{index:02d}",  # the Gepi export needs one
         )
     return [created[index] for index in range(len(FRENCH_CLASS_ORDER))]
 

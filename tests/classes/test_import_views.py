@@ -604,3 +604,18 @@ def test_preview_partial_renders_on_its_own(setup):
     assert "<!DOCTYPE" not in html
     assert '<th scope="row">Lefèvre Chloé</th>' in html
     assert 'name="payload" value="p"' in html
+
+
+def test_the_gepi_login_column_is_imported(teacher_client, setup):
+    """Gepi's file of marks and appréciations needs each student's Gepi login."""
+    student = add_student(setup, "Martin", "Léa")
+    text = "nom;prénom;login\nMartin;Léa;martin.l\nDurand;Noé;durand.n\n"
+
+    preview = teacher_client.post(setup.upload_url(), {"file": csv_file(text)})
+    assert "login Gepi" in preview.content.decode()
+    teacher_client.post(setup.confirm_url(), {"payload": payload_of(preview)})
+
+    student.refresh_from_db()
+    assert (student.gepi_login, student.external_id) == ("martin.l", "")
+    created = Student.objects.get(school_class=setup.school_class, last_name="Durand")
+    assert created.gepi_login == "durand.n"

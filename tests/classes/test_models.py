@@ -70,3 +70,15 @@ def test_completeness_and_missing_labels():
     assessment = TermAssessmentFactory(behaviour=None, work=None)
     assert not assessment.is_complete
     assert assessment.missing_labels == ["comportement /10", "travail /10"]
+
+
+@pytest.mark.parametrize("login", ["martin lea", "a;b", 'a"b', "a\\b", "a\u202eb"])
+def test_a_gepi_login_that_gepis_file_cannot_carry_is_refused(world, login):
+    from django.core.exceptions import ValidationError
+
+    student = world.school_class.students.first()
+    student.gepi_login = login
+    with pytest.raises(ValidationError, match="login Gepi"):
+        student.full_clean()
+    student.gepi_login = "martin.lea"
+    student.full_clean()

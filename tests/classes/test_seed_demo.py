@@ -46,3 +46,13 @@ def test_seed_demo_if_empty_leaves_a_real_school_alone(capsys):
     call_command("seed_demo", "--if-empty")
     assert School.objects.count() == 1
     assert "non créé" in capsys.readouterr().out
+
+
+def test_every_demo_student_has_a_gepi_login_so_the_gepi_export_is_complete():
+    from classes.text import is_gepi_login
+
+    call_command("seed_demo")
+    for school_class in SchoolClass.objects.all():
+        logins = [s.gepi_login for s in school_class.students.all()]
+        assert all(is_gepi_login(login) for login in logins)
+        assert len(set(logins)) == len(logins)

@@ -125,6 +125,7 @@ def test_export_holds_every_kind_of_data_and_is_json(world, zoe):
         "first_name": "Zoé",
         "is_repeating": False,
         "external_id": "E42",
+        "gepi_login": "",
     }
     assert data["school"]["id"] == world.school.pk
     assert data["class"]["name"] == "2nde 3"

@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from classes.models import Teacher
+from classes.models import Teacher, TermAssessment
 from generation.models import Appreciation
 from tests.factories import (
     StudentFactory,
@@ -201,9 +201,11 @@ def test_csv_download_has_only_final_appreciations_and_neutralised_cells(world, 
 def test_gepi_download_encodes_semicolons_and_leaves_out_no_identifier(world, login):
     s = students(world)
     subject, term = world.assignment.subject, world.term
-    s[0].external_id = "nom00.camille"
+    s[0].gepi_login = "nom00.camille"
     s[0].save()
-    hostile = StudentFactory(school_class=world.school_class, last_name="Zz", external_id="-1+1")
+    s[1].external_id = "123456789AB"  # an INE: Gepi would refuse the whole file
+    s[1].save()
+    hostile = StudentFactory(school_class=world.school_class, last_name="Zz", gepi_login="-1+1")
     appreciation(s[0], subject, term, text="Travail sérieux ; à poursuivre.")
     appreciation(s[1], subject, term, text="Sans identifiant.")
     appreciation(hostile, subject, term, text="=1+1")
@@ -213,15 +215,21 @@ def test_gepi_download_encodes_semicolons_and_leaves_out_no_identifier(world, lo
     assert response.status_code == 200
     assert not response.content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8")), delimiter=";"))
+    # Gepi is a database import: texts and logins as they are, no spreadsheet guard, and
+    # an empty NOTE where there is no average (Gepi keeps its mark).
     assert rows == [
         ["IDENTIFIANT", "NOTE", "Appréciation"],
-        ["nom00.camille", "-", "Travail sérieux |POINT-VIRGULE| à poursuivre."],
-        ["'-1+1", "-", "'=1+1"],
+        ["nom00.camille", "", "Travail sérieux |POINT-VIRGULE| à poursuivre."],
+        ["-1+1", "", "=1+1"],
     ]
-    # The student without an identifier is named on the export screen.
+    # The export screen says which identifier Gepi needs and names the student without it.
     page = login(world.teacher).get(assignment_url(world)).content.decode()
+    assert "login Gepi" in page
     section = page[page.index('id="no-identifier"') :]
-    assert f"{s[1].last_name} {s[1].first_name}" in section[: section.index("</div>")]
+    section = section[: section.index("</div>")]
+    assert f"{s[1].last_name} {s[1].first_name}" in section
+    assert "pas de login Gepi" in section
+    assert "INE" in section
 
 
 def test_xlsx_download_reads_back(world, login):
@@ -238,9 +246,14 @@ def test_xlsx_download_reads_back(world, login):
     rows = list(workbook["Appréciations"].iter_rows(values_only=True))
     # Class order: "=" sorts before letters.
     assert [(r[0], r[7]) for r in rows[1:]] == [
-        ("'" + HOSTILE_NAME, "'" + HOSTILE_TEXT),
+        (HOSTILE_NAME, HOSTILE_TEXT),
         (s[0].last_name, "Bon trimestre."),
     ]
+    # As validated, no visible guard: string cells, which no spreadsheet runs as a formula.
+    sheet = workbook["Appréciations"]
+    types = {cell.data_type for row in sheet.iter_rows(min_row=2) for cell in row[:6]}
+    assert types <= {"s", "inlineStr"}  # an empty text is read back as an inline string
+    assert sheet.cell(row=2, column=8).data_type == "s"
     missing = list(workbook["À compléter"].iter_rows(values_only=True))
     assert [r[0] for r in missing[1:]] == [s[1].last_name, s[2].last_name]
 
@@ -264,6 +277,34 @@ def test_pdf_download_of_the_whole_class(world, login):
     assert f"{s[0].last_name} {s[0].first_name}" in text
     assert "Très bon trimestre." in text
     assert "Appréciations manquantes (2)" in text
+    assert str(world.teacher) in text  # each subject's teacher
+
+
+def test_pdf_download_of_a_subject_is_the_teachers_page_with_the_averages(world, login):
+    from pypdf import PdfReader
+
+    s = students(world)
+    subject, term = world.assignment.subject, world.term
+    TermAssessment.objects.create(student=s[0], subject=subject, term=term, average="13.75")
+    appreciation(s[0], subject, term, text="Très bon trimestre.")
+
+    response = login(world.teacher).get(assignment_url(world, "assignment_file", "pdf"))
+
+    assert response.status_code == 200
+    text = " ".join(
+        "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(response.content)).pages).split()
+    )
+    for expected in (
+        world.school.name,
+        world.school_class.name,
+        subject.name,
+        str(world.teacher),
+        term.label,
+        term.school_year.name,
+        f"{s[0].last_name} {s[0].first_name} 13,75 Très bon trimestre.",
+        "Page 1 / 1",
+    ):
+        assert expected in text, expected
 
 
 def test_class_csv_has_every_subject(world, login):

@@ -104,6 +104,24 @@ def test_own_text_without_any_draft(world, student):
     assert feedback.edited and feedback.draft_text == ""
 
 
+@pytest.mark.parametrize(
+    "invisible",
+    ["\u202e", "\u202d", "\u2066", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"],
+)
+def test_invisible_characters_are_stripped_on_validate_as_on_import(world, student, invisible):
+    """Bidi overrides, zero-width characters and BOMs would reach the report-card files."""
+    TermAssessmentFactory(student=student, term=world.term, subject=world.assignment.subject)
+    typed = f"{invisible}Très bon{invisible} trimestre.{invisible}"
+    appreciation = validate(world, student, typed, 0)
+    assert appreciation.text == "Très bon trimestre."
+    assert Feedback.objects.get().final_text == "Très bon trimestre."
+
+
+def test_a_text_of_invisible_characters_only_is_empty(world, student):
+    with pytest.raises(ValidationError, match="vide"):
+        validate(world, student, "\u200b\u202e\ufeff", 0)
+
+
 def test_seconds_spent_are_clamped(world, student):
     appreciation = make_draft(world, student)
     validate(world, student, DRAFT_TEXT, appreciation.version, seconds=10**7)
