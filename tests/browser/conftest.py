@@ -75,10 +75,18 @@ def context(browser, live_server):
 @pytest.fixture
 def page(context):
     """A page that records what the browser reports as errors: a Content-Security-Policy
-    refusal or a JavaScript exception fails the test at teardown."""
+    refusal, a JavaScript exception or a missing resource fails the test at teardown."""
     new_page = context.new_page()
     problems: list[str] = []
     new_page.on("pageerror", lambda error: problems.append(f"JavaScript error: {error}"))
+    new_page.on(
+        "response",
+        lambda response: (
+            problems.append(f"HTTP {response.status}: {response.url}")
+            if response.status >= 400
+            else None
+        ),
+    )
     new_page.on(
         "console",
         lambda message: (
