@@ -108,3 +108,179 @@
     if (output) output.textContent = input.value;
   });
 })();
+
+// Review page while a class generation runs: the progress poll brings, out of band, the rows
+// whose draft just arrived. A row whose textarea holds unsaved typing (its value differs from
+// the text the server last rendered, data-saved-text) is never replaced: the teacher is told
+// « Nouveau brouillon disponible » and chooses to use the draft or keep her text. Keeping it
+// also takes the arrived row's version, so that « Valider » then saves HER text instead of
+// answering that someone changed the appréciation meanwhile.
+(function () {
+  "use strict";
+
+  const arrivedDrafts = new WeakMap(); // row (article) -> the arrived row, not yet shown
+  let refocusId = null;
+
+  function normalized(text) {
+    return (text || "").replace(/\r\n?/g, "\n").trim();
+  }
+
+  function reviewTextarea(row) {
+    return row.querySelector("textarea[data-review]");
+  }
+
+  function hasUnsavedTyping(textarea) {
+    return normalized(textarea.value) !== normalized(textarea.dataset.savedText);
+  }
+
+  function studentName(row) {
+    const heading = row.querySelector("h3, h2");
+    return heading ? heading.textContent.trim() : "";
+  }
+
+  function button(label, name, action) {
+    const element = document.createElement("button");
+    element.type = "button";
+    element.dataset.draftAction = action;
+    element.append(label);
+    if (name) {
+      // Several rows may show the notice at once: the button says whose draft it is.
+      const hidden = document.createElement("span");
+      hidden.className = "visually-hidden";
+      hidden.textContent = " (" + name + ")";
+      element.append(hidden);
+    }
+    return element;
+  }
+
+  function clearNotice(row, message) {
+    const notice = row.querySelector("[data-draft-notice]");
+    if (!notice) return;
+    notice.classList.remove("shown");
+    Array.from(notice.children).forEach(function (child) {
+      if (!child.matches("[data-draft-status]")) child.remove();
+    });
+    const status = notice.querySelector("[data-draft-status]");
+    if (status) status.textContent = message || "";
+  }
+
+  function showNotice(row, arrived) {
+    const notice = row.querySelector("[data-draft-notice]");
+    const status = notice && notice.querySelector("[data-draft-status]");
+    if (!status) return false;
+    clearNotice(row);
+    const arrivedTextarea = reviewTextarea(arrived);
+    const name = studentName(row);
+    // The live region (present, empty, since the page loaded) announces the news only; the
+    // buttons sit beside it.
+    status.textContent =
+      "Nouveau brouillon disponible" + (name ? " pour " + name : "") +
+      " : votre texte n'a pas été remplacé.";
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = "Voir le brouillon";
+    const quote = document.createElement("blockquote");
+    quote.textContent = arrivedTextarea ? arrivedTextarea.value : "";
+    details.append(summary, quote);
+    const actions = document.createElement("p");
+    actions.className = "draft-notice-actions";
+    actions.append(
+      button("Utiliser ce brouillon", name, "use"),
+      " ",
+      button("Garder mon texte", name, "keep")
+    );
+    notice.append(details, actions);
+    notice.classList.add("shown");
+    return true;
+  }
+
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    const row = event.detail.target;
+    const fragment = event.detail.fragment;
+    if (!(row && row.matches && row.matches("article.review-row")) || !fragment) return;
+    const textarea = reviewTextarea(row);
+    const arrived = fragment.querySelector("article.review-row");
+    if (!textarea || !arrived || !reviewTextarea(arrived)) return;
+    if (!hasUnsavedTyping(textarea)) {
+      // Replaced as usual; a teacher who was in the textarea stays there.
+      if (row.contains(document.activeElement)) refocusId = document.activeElement.id || null;
+      return;
+    }
+    const kept = arrived.cloneNode(true);
+    if (!showNotice(row, kept)) return;
+    event.detail.shouldSwap = false;
+    arrivedDrafts.set(row, kept);
+  });
+
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    if (!refocusId) return;
+    const element = document.getElementById(refocusId);
+    refocusId = null;
+    if (element) element.focus();
+  });
+
+  document.addEventListener("click", function (event) {
+    const choice = event.target.closest && event.target.closest("button[data-draft-action]");
+    if (!choice) return;
+    const row = choice.closest("article.review-row");
+    const arrived = row && arrivedDrafts.get(row);
+    if (!arrived) return;
+    arrivedDrafts.delete(row);
+    if (choice.dataset.draftAction === "use") {
+      // The arrived row as the server rendered it: its draft, version, flags and history.
+      row.replaceWith(arrived);
+      if (window.htmx) window.htmx.process(arrived);
+      const textarea = reviewTextarea(arrived);
+      if (textarea) textarea.focus();
+      return;
+    }
+    // Keep her text: the server's text and version are now the arrived draft's.
+    const textarea = reviewTextarea(row);
+    const version = row.querySelector('input[name="version"]');
+    const arrivedVersion = arrived.querySelector('input[name="version"]');
+    if (version && arrivedVersion) version.value = arrivedVersion.value;
+    textarea.dataset.savedText = reviewTextarea(arrived).dataset.savedText || "";
+    clearNotice(row, "Votre texte est conservé ; validez-le quand il est prêt.");
+    textarea.focus();
+  });
+})();
+
+// Generation progress: the poll replaces #job-progress every 2 s. A screen reader hears the
+// count through a live region that stays in place (#generation-status), only when it changes;
+// a keyboard user on « Annuler » keeps the focus there.
+(function () {
+  "use strict";
+
+  const initial = document.getElementById("job-progress");
+  // The state already on screen when the page loaded is not announced again.
+  let lastAnnounced = initial ? initial.dataset.announce || "" : "";
+  let focusedIndex = -1;
+
+  function focusables(root) {
+    return Array.from(root.querySelectorAll("a[href], button, input, select, textarea"));
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const target = event.detail.target;
+    focusedIndex = -1;
+    if (target && target.id === "job-progress" && target.contains(document.activeElement)) {
+      focusedIndex = focusables(target).indexOf(document.activeElement);
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    const progress = document.getElementById("job-progress");
+    const status = document.getElementById("generation-status");
+    if (progress && focusedIndex >= 0) {
+      const again = focusables(progress)[focusedIndex];
+      if (again) again.focus();
+    }
+    focusedIndex = -1;
+    if (!progress || !status) return;
+    const message = progress.dataset.announce || "";
+    if (message && message !== lastAnnounced) {
+      status.textContent = message;
+      lastAnnounced = message;
+    }
+  });
+})();
