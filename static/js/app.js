@@ -133,6 +133,11 @@
     return normalized(textarea.value) !== normalized(textarea.dataset.savedText);
   }
 
+  function versionOf(row) {
+    const input = row.querySelector('input[name="version"]');
+    return input ? parseInt(input.value || "0", 10) : 0;
+  }
+
   function studentName(row) {
     const heading = row.querySelector("h3, h2");
     return heading ? heading.textContent.trim() : "";
@@ -204,6 +209,11 @@
     if (!hasUnsavedTyping(textarea)) {
       // Replaced as usual; a teacher who was in the textarea stays there.
       if (row.contains(document.activeElement)) refocusId = document.activeElement.id || null;
+      return;
+    }
+    if (versionOf(arrived) <= versionOf(row)) {
+      // The same appréciation sent again (a poll's window may overlap): nothing new.
+      event.detail.shouldSwap = false;
       return;
     }
     const kept = arrived.cloneNode(true);

@@ -1,0 +1,128 @@
+"""Issue 9, "done when": text a teacher types into a review row is never replaced by a draft
+arriving from the worker; she chooses between her text and the draft.
+
+A real Celery worker (in a thread of this process, so it shares the live server's database)
+drafts with the tiny random model, one student per batch and slowed down, while the browser
+types into three rows.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.urls import reverse
+
+from generation import services
+from generation.models import Appreciation, GenerationJob
+from tests.conftest import wait_for
+from tests.factories import StudentFactory, TermAssessmentFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.model]
+
+# Seconds each batch (one student) takes at least: the teacher types before drafts arrive.
+BATCH_DELAY = 0.8
+TYPED = {
+    1: "Mon texte pour le deuxième élève, écrit pendant la génération.",
+    3: "Un trimestre solide : le quatrième élève mérite ces mots à moi.",
+    5: "Sixième élève : texte de l'enseignante, à garder tel quel.",
+}
+
+
+@pytest.fixture
+def slow_worker(celery_worker, tiny_model_settings, monkeypatch):
+    """The in-thread worker, one student per batch, each batch slowed down."""
+    tiny_model_settings.APPRECIATION_BATCH_SIZE = 1
+    draft = services.draft_with_checks
+
+    def slow_draft(**kwargs):
+        time.sleep(BATCH_DELAY)
+        return draft(**kwargs)
+
+    monkeypatch.setattr(services, "draft_with_checks", slow_draft)
+    return celery_worker
+
+
+@pytest.fixture
+def class_of_six(world):
+    for index in range(3):
+        StudentFactory(school_class=world.school_class, last_name=f"Nom{index + 3:02d}")
+    students = list(world.school_class.students.order_by("last_name"))
+    assert len(students) == 6
+    for student in students:
+        TermAssessmentFactory(student=student, term=world.term, subject=world.assignment.subject)
+        if not student.assessments.filter(term=world.terms[0]).exists():
+            TermAssessmentFactory(
+                student=student, term=world.terms[0], subject=world.assignment.subject
+            )
+    return students
+
+
+def test_typed_text_survives_arriving_drafts(page, log_in, world, class_of_six, slow_worker):
+    students = class_of_six
+    log_in(world.teacher)
+    page.goto(reverse("generation:review", args=[world.assignment.pk, world.term.pk]))
+    page.get_by_role("button", name="Générer les appréciations").click()
+    page.locator("#job-progress[hx-get]").wait_for()
+
+    for index, text in TYPED.items():
+        textarea = page.locator(f"#text-{students[index].pk}")
+        textarea.click()
+        textarea.press_sequentially(text[:12])
+        textarea.fill(text)
+    job = GenerationJob.objects.get(assignment=world.assignment, term=world.term)
+    assert job.drafts.exclude(generated_at=None).count() < len(students), (
+        "the worker drafted the class before the teacher typed: slow it down"
+    )
+
+    wait_for(
+        lambda: GenerationJob.objects.get(pk=job.pk).status not in GenerationJob.ACTIVE_STATUSES,
+        timeout=180,
+    )
+    assert GenerationJob.objects.get(pk=job.pk).status == GenerationJob.Status.SUCCEEDED
+    # The last poll (the one that stops polling) has been swapped in, with its rows.
+    page.locator("#job-progress:not([hx-get])").wait_for(timeout=15_000)
+
+    for index, student in enumerate(students):
+        appreciation = Appreciation.objects.get(student=student, term=world.term)
+        row = page.locator(f"#student-{student.pk}")
+        textarea = row.locator("textarea")
+        if index in TYPED:
+            assert textarea.input_value() == TYPED[index], student
+            status = row.locator("[data-draft-status]")
+            assert status.get_attribute("role") == "status"
+            assert "Nouveau brouillon disponible" in status.inner_text()
+            assert row.get_by_role("button", name="Utiliser ce brouillon").is_visible()
+            assert row.get_by_role("button", name="Garder mon texte").is_visible()
+        else:
+            # Rows nobody typed into receive their draft as before.
+            assert textarea.input_value() == appreciation.text, student
+            assert not row.get_by_role("button", name="Garder mon texte").count()
+
+    # Keep her text, then validate it: the server stores HER text (no version conflict).
+    kept = students[1]
+    row = page.locator(f"#student-{kept.pk}")
+    row.get_by_role("button", name="Garder mon texte").click()
+    assert row.locator("textarea").evaluate("t => t === document.activeElement")
+    row.get_by_role("button", name="Valider").click()
+    page.locator(f"#student-{kept.pk}.status-validated").wait_for()
+    appreciation = Appreciation.objects.get(student=kept, term=world.term)
+    assert appreciation.status == Appreciation.Status.VALIDATED
+    assert appreciation.text == TYPED[1]
+    assert page.locator(f"#text-{kept.pk}").input_value() == TYPED[1]
+
+    # Use the draft instead: it goes into the textarea, and validates without a conflict.
+    used = students[3]
+    draft_text = Appreciation.objects.get(student=used, term=world.term).text
+    row = page.locator(f"#student-{used.pk}")
+    row.get_by_role("button", name="Utiliser ce brouillon").click()
+    textarea = page.locator(f"#text-{used.pk}")
+    assert textarea.input_value() == draft_text
+    assert textarea.evaluate("t => t === document.activeElement")
+    assert not page.locator(f"#student-{used.pk}").get_by_role("button", name="Garder").count()
+    if draft_text.strip():
+        page.locator(f"#student-{used.pk}").get_by_role("button", name="Valider").click()
+        page.locator(f"#student-{used.pk}.status-validated").wait_for()
+
+    # The third typed row still waits for her choice, her text intact.
+    assert page.locator(f"#text-{students[5].pk}").input_value() == TYPED[5]
