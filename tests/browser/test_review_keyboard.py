@@ -82,3 +82,43 @@ def test_a_validation_error_is_announced(page, log_in, world, drafted):
     alert = page.locator(f"#student-{first.pk} [role=alert]")
     alert.wait_for()
     assert "vide" in alert.inner_text()
+
+
+def test_progress_is_announced_and_the_poll_keeps_the_focus(page, log_in, world):
+    """The poll replaces the progress box every 2 s: the count is announced by a live region
+    that stays in place, and a keyboard user on « Annuler » is not thrown out of it."""
+    from django.utils import timezone
+
+    from generation import services
+    from generation.models import Draft, GenerationJob
+    from tests.factories import TermAssessmentFactory
+
+    for student in world.school_class.students.all():
+        TermAssessmentFactory(student=student, term=world.term, subject=world.assignment.subject)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.Status.RUNNING, heartbeat_at=timezone.now()
+    )
+    log_in(world.teacher)
+    page.goto(reverse("generation:review", args=[world.assignment.pk, world.term.pk]))
+    status = page.locator("#generation-status")
+    assert status.get_attribute("role") == "status"
+    assert status.inner_text() == ""  # what is on screen at load is not read out again
+
+    cancel = page.locator("#job-progress").get_by_role("button", name="Annuler")
+    cancel.focus()
+    with page.expect_response(lambda r: "progression" in r.url):
+        pass
+    page.wait_for_timeout(300)  # the swap settles
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Annuler"
+    assert page.evaluate("document.activeElement.closest('#job-progress') !== null")
+
+    draft = job.drafts.first()
+    Draft.objects.filter(pk=draft.pk).update(
+        status=Draft.Status.GENERATED, text="Trimestre sérieux.", generated_at=timezone.now()
+    )
+    page.wait_for_function(
+        "() => document.getElementById('generation-status').textContent.includes('1 sur 3')",
+        timeout=10_000,
+    )
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Annuler"
