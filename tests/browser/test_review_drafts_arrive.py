@@ -18,13 +18,17 @@ from generation.models import Appreciation, GenerationJob
 from tests.conftest import wait_for
 from tests.factories import StudentFactory, TermAssessmentFactory
 
+from .support import assert_accessible
+
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.model]
 
 # Seconds each batch (one student) takes at least: the teacher types before drafts arrive.
-BATCH_DELAY = 0.8
+BATCH_DELAY = 1.0
+# Rows typed into (students in the order the worker drafts them): not the first ones, which
+# the worker may reach while the browser is still typing.
 TYPED = {
-    1: "Mon texte pour le deuxième élève, écrit pendant la génération.",
-    3: "Un trimestre solide : le quatrième élève mérite ces mots à moi.",
+    2: "Mon texte pour le troisième élève, écrit pendant la génération.",
+    4: "Un trimestre solide : le cinquième élève mérite ces mots à moi.",
     5: "Sixième élève : texte de l'enseignante, à garder tel quel.",
 }
 
@@ -71,8 +75,9 @@ def test_typed_text_survives_arriving_drafts(page, log_in, world, class_of_six, 
         textarea.press_sequentially(text[:12])
         textarea.fill(text)
     job = GenerationJob.objects.get(assignment=world.assignment, term=world.term)
-    assert job.drafts.exclude(generated_at=None).count() < len(students), (
-        "the worker drafted the class before the teacher typed: slow it down"
+    typed_students = [students[index] for index in TYPED]
+    assert not job.drafts.filter(student__in=typed_students).exclude(generated_at=None), (
+        "the worker drafted a row before the teacher typed in it: slow it down (BATCH_DELAY)"
     )
 
     wait_for(
@@ -99,8 +104,12 @@ def test_typed_text_survives_arriving_drafts(page, log_in, world, class_of_six, 
             assert textarea.input_value() == appreciation.text, student
             assert not row.get_by_role("button", name="Garder mon texte").count()
 
+    assert "6 sur 6" in page.locator("#generation-status").inner_text()
+    # The notices, their buttons and the drafts they show pass the audit too.
+    assert_accessible(page)
+
     # Keep her text, then validate it: the server stores HER text (no version conflict).
-    kept = students[1]
+    kept = students[2]
     row = page.locator(f"#student-{kept.pk}")
     row.get_by_role("button", name="Garder mon texte").click()
     assert row.locator("textarea").evaluate("t => t === document.activeElement")
@@ -108,11 +117,11 @@ def test_typed_text_survives_arriving_drafts(page, log_in, world, class_of_six, 
     page.locator(f"#student-{kept.pk}.status-validated").wait_for()
     appreciation = Appreciation.objects.get(student=kept, term=world.term)
     assert appreciation.status == Appreciation.Status.VALIDATED
-    assert appreciation.text == TYPED[1]
-    assert page.locator(f"#text-{kept.pk}").input_value() == TYPED[1]
+    assert appreciation.text == TYPED[2]
+    assert page.locator(f"#text-{kept.pk}").input_value() == TYPED[2]
 
     # Use the draft instead: it goes into the textarea, and validates without a conflict.
-    used = students[3]
+    used = students[4]
     draft_text = Appreciation.objects.get(student=used, term=world.term).text
     row = page.locator(f"#student-{used.pk}")
     row.get_by_role("button", name="Utiliser ce brouillon").click()
