@@ -255,42 +255,47 @@
   });
 })();
 
-// Generation progress: the poll replaces #job-progress every 2 s. A screen reader hears the
-// count through a live region that stays in place (#generation-status), only when it changes;
-// a keyboard user on « Annuler » keeps the focus there.
+// Polled boxes (the generation progress, a quick draft's result) are replaced every 2 s, and
+// a screen reader does not read a live region that is replaced whole. Each such box names a
+// live region that stays in place (data-announcer) and the sentence to read there
+// (data-announce), read only when it changes. A keyboard user on a button of the box
+// (« Annuler ») keeps the focus there.
 (function () {
   "use strict";
 
-  const initial = document.getElementById("job-progress");
-  // The state already on screen when the page loaded is not announced again.
-  let lastAnnounced = initial ? initial.dataset.announce || "" : "";
-  let focusedIndex = -1;
+  const lastAnnounced = {};
+  let focused = null; // [box id, index of the focused control]
 
   function focusables(root) {
     return Array.from(root.querySelectorAll("a[href], button, input, select, textarea"));
   }
 
+  // What is already on screen when the page loads is not read out again.
+  document.querySelectorAll("[data-announcer]").forEach(function (box) {
+    lastAnnounced[box.dataset.announcer] = box.dataset.announce || "";
+  });
+
   document.addEventListener("htmx:beforeSwap", function (event) {
-    const target = event.detail.target;
-    focusedIndex = -1;
-    if (target && target.id === "job-progress" && target.contains(document.activeElement)) {
-      focusedIndex = focusables(target).indexOf(document.activeElement);
+    const box = event.detail.target;
+    focused = null;
+    if (box && box.id && box.dataset.announcer && box.contains(document.activeElement)) {
+      focused = [box.id, focusables(box).indexOf(document.activeElement)];
     }
   });
 
   document.addEventListener("htmx:afterSettle", function () {
-    const progress = document.getElementById("job-progress");
-    const status = document.getElementById("generation-status");
-    if (progress && focusedIndex >= 0) {
-      const again = focusables(progress)[focusedIndex];
+    if (focused) {
+      const box = document.getElementById(focused[0]);
+      const again = box && focused[1] >= 0 ? focusables(box)[focused[1]] : null;
       if (again) again.focus();
+      focused = null;
     }
-    focusedIndex = -1;
-    if (!progress || !status) return;
-    const message = progress.dataset.announce || "";
-    if (message && message !== lastAnnounced) {
-      status.textContent = message;
-      lastAnnounced = message;
-    }
+    document.querySelectorAll("[data-announcer]").forEach(function (box) {
+      const region = document.getElementById(box.dataset.announcer);
+      const message = box.dataset.announce || "";
+      if (!region || !message || message === lastAnnounced[box.dataset.announcer]) return;
+      region.textContent = message;
+      lastAnnounced[box.dataset.announcer] = message;
+    });
   });
 })();

@@ -9,6 +9,8 @@ from django.urls import reverse
 from generation.models import Appreciation
 from tests.generation.test_review import make_draft
 
+from .support import assert_accessible
+
 pytestmark = pytest.mark.browser
 
 TYPED = "Trimestre régulier, des efforts constants à l'oral comme à l'écrit."
@@ -103,6 +105,7 @@ def test_progress_is_announced_and_the_poll_keeps_the_focus(page, log_in, world)
     page.goto(reverse("generation:review", args=[world.assignment.pk, world.term.pk]))
     status = page.locator("#generation-status")
     assert status.get_attribute("role") == "status"
+    assert_accessible(page)  # with the progress box, its « Annuler », the worker's state
     assert status.inner_text() == ""  # what is on screen at load is not read out again
 
     cancel = page.locator("#job-progress").get_by_role("button", name="Annuler")
@@ -122,3 +125,29 @@ def test_progress_is_announced_and_the_poll_keeps_the_focus(page, log_in, world)
         timeout=10_000,
     )
     assert page.evaluate("document.activeElement.textContent.trim()") == "Annuler"
+
+
+def test_a_quick_draft_is_announced_when_it_arrives(page, log_in, world):
+    from generation.models import QuickDraft
+
+    quick = QuickDraft.objects.create(
+        requested_by=world.teacher,
+        school=world.school,
+        prompt_messages=[{"role": "user", "content": "Veuillez rédiger…"}],
+        prompt_version="test",
+    )
+    log_in(world.teacher)
+    page.goto(reverse("generation:quick_draft_result", args=[quick.pk]))
+    status = page.locator("#quick-status")
+    assert status.get_attribute("role") == "status"
+    assert status.inner_text() == ""
+    assert_accessible(page)
+
+    QuickDraft.objects.filter(pk=quick.pk).update(
+        status=QuickDraft.Status.DONE, text="Un trimestre encourageant.", attempts=1
+    )
+    page.wait_for_function(
+        "() => document.getElementById('quick-status').textContent.includes('encourageant')",
+        timeout=10_000,
+    )
+    assert_accessible(page)
