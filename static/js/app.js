@@ -244,14 +244,32 @@
       if (textarea) textarea.focus();
       return;
     }
-    // Keep her text: the server's text and version are now the arrived draft's.
-    const textarea = reviewTextarea(row);
+    keepOwnText(row, arrived);
+    clearNotice(row, "Votre texte est conservé ; validez-le quand il est prêt.");
+    reviewTextarea(row).focus();
+  });
+
+  // Keep her text: the server's text and version are now the arrived draft's.
+  function keepOwnText(row, arrived) {
     const version = row.querySelector('input[name="version"]');
     const arrivedVersion = arrived.querySelector('input[name="version"]');
     if (version && arrivedVersion) version.value = arrivedVersion.value;
-    textarea.dataset.savedText = reviewTextarea(arrived).dataset.savedText || "";
-    clearNotice(row, "Votre texte est conservé ; validez-le quand il est prêt.");
-    textarea.focus();
+    reviewTextarea(row).dataset.savedText = reviewTextarea(arrived).dataset.savedText || "";
+    return version ? version.value : null;
+  }
+
+  // « Valider » (or Ctrl+Enter) while the notice waits is her choice: her text, validated
+  // against the arrived draft's version. A change by a person since that draft still
+  // bumps the version, and the server still refuses it.
+  document.addEventListener("htmx:configRequest", function (event) {
+    const form = event.detail.elt.closest ? event.detail.elt.closest("form.validate-form") : null;
+    const row = form && form.closest("article.review-row");
+    const arrived = row && arrivedDrafts.get(row);
+    if (!arrived || event.detail.elt !== form) return;
+    arrivedDrafts.delete(row);
+    const version = keepOwnText(row, arrived);
+    if (version !== null) event.detail.parameters["version"] = version;
+    clearNotice(row);
   });
 })();
 

@@ -133,5 +133,12 @@ def test_typed_text_survives_arriving_drafts(page, log_in, world, class_of_six, 
         page.locator(f"#student-{used.pk}").get_by_role("button", name="Valider").click()
         page.locator(f"#student-{used.pk}.status-validated").wait_for()
 
-    # The third typed row still waits for her choice, her text intact.
-    assert page.locator(f"#text-{students[5].pk}").input_value() == TYPED[5]
+    # The third typed row still waits for her choice, her text intact; « Valider » (here with
+    # Ctrl+Enter) chooses her text, without a conflict.
+    last = students[5]
+    textarea = page.locator(f"#text-{last.pk}")
+    assert textarea.input_value() == TYPED[5]
+    textarea.press("Control+Enter")
+    page.locator(f"#student-{last.pk}.status-validated").wait_for()
+    appreciation = Appreciation.objects.get(student=last, term=world.term)
+    assert (appreciation.status, appreciation.text) == (Appreciation.Status.VALIDATED, TYPED[5])
