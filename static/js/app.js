@@ -129,8 +129,12 @@
     return row.querySelector("textarea[data-review]");
   }
 
-  function hasUnsavedTyping(textarea) {
-    return normalized(textarea.value) !== normalized(textarea.dataset.savedText);
+  function hasUnsavedTyping(row, textarea) {
+    // A refused validation shows her text beside the textarea (details.conflict): unsaved too.
+    return (
+      normalized(textarea.value) !== normalized(textarea.dataset.savedText) ||
+      Boolean(row.querySelector("details.conflict"))
+    );
   }
 
   function versionOf(row) {
@@ -206,7 +210,7 @@
     const textarea = reviewTextarea(row);
     const arrived = fragment.querySelector("article.review-row");
     if (!textarea || !arrived || !reviewTextarea(arrived)) return;
-    if (!hasUnsavedTyping(textarea)) {
+    if (!hasUnsavedTyping(row, textarea)) {
       // Replaced as usual; a teacher who was in the textarea stays there.
       if (row.contains(document.activeElement)) refocusId = document.activeElement.id || null;
       return;
@@ -285,7 +289,7 @@
   let focused = null; // [box id, index of the focused control]
 
   function focusables(root) {
-    return Array.from(root.querySelectorAll("a[href], button, input, select, textarea"));
+    return Array.from(root.querySelectorAll("a[href], button, input, select, textarea, summary"));
   }
 
   // What is already on screen when the page loads is not read out again.
