@@ -18,7 +18,7 @@ from generation.models import Appreciation, GenerationJob
 from tests.conftest import wait_for
 from tests.factories import StudentFactory, TermAssessmentFactory
 
-from .support import assert_accessible
+from .support import DESKTOP, PHONE, assert_accessible, horizontal_overflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.model]
 
@@ -107,6 +107,11 @@ def test_typed_text_survives_arriving_drafts(page, log_in, world, class_of_six, 
     assert "6 sur 6" in page.locator("#generation-status").inner_text()
     # The notices, their buttons and the drafts they show pass the audit too.
     assert_accessible(page)
+
+    # On a phone, the notices fit the screen.
+    page.set_viewport_size(PHONE)
+    assert horizontal_overflow(page) <= 0
+    page.set_viewport_size(DESKTOP)
 
     # Keep her text, then validate it: the server stores HER text (no version conflict).
     kept = students[2]
