@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db.models import Min
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -27,20 +28,42 @@ from .forms import (
     ValidateForm,
     VersionForm,
 )
-from .models import Appreciation, Feedback, FinalTexts, GenerationJob, QuickDraft
+from .models import Appreciation, Draft, Feedback, FinalTexts, GenerationJob, QuickDraft
 from .prompts import PromptInputs
 
 # htmx stops polling when a response has this status (and still swaps it).
 HTMX_STOP_POLLING = 286
 
 
+def _drafts_settled_until(job: GenerationJob | None, now, *, since=None):
+    """The time up to which every draft of the job the page is shown is committed.
+
+    A worker stamps generated_at before its transaction commits: a draft stamped before `now`
+    but committed after the page's query would fall between two polls and never reach the
+    page. Every draft still running (or not yet claimed) is stamped after its claim, so the
+    window stops at the oldest running claim; what lies before it is committed.
+    """
+    if job is None:
+        return now
+    oldest_claim = (
+        job.drafts.filter(status=Draft.Status.RUNNING)
+        .order_by()
+        .aggregate(oldest=Min("claimed_at"))["oldest"]
+    )
+    if oldest_claim is not None:
+        now = min(now, oldest_claim)
+    return max(since, now) if since is not None else now
+
+
 def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> dict:
-    rows = selectors.review_rows(assignment=assignment, term=term)
     job = selectors.active_job(assignment=assignment, term=term) or (
         GenerationJob.objects.filter(assignment=assignment, term=term).first()
     )
     if job is not None:
         job = services.job_detect_stalled(job=job)
+    # Before reading the rows: a draft committed after them comes with the next poll.
+    since = _drafts_settled_until(job, timezone.now())
+    rows = selectors.review_rows(assignment=assignment, term=term)
     editable = class_selectors.can_edit_assessments(
         user=request.user, assignment=assignment, term=term
     )
@@ -56,7 +79,7 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
         "final_count": sum(1 for r in rows if r.appreciation and r.appreciation.is_final),
         "job": job,
         "progress": selectors.job_progress(job=job) if job else None,
-        "since": timezone.now().isoformat(),
+        "since": since.isoformat(),
         "editable": editable,
         "max_chars": assignment.school_class.school.appreciation_max_chars,
         "worker_states": selectors.worker_states(),
@@ -136,7 +159,7 @@ def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
     if not form.is_valid():
         return HttpResponseBadRequest("Paramètre « since » invalide : rechargez la page.")
     since = form.cleaned_data["since"] or job.created_at
-    now = timezone.now()
+    now = _drafts_settled_until(job, timezone.now(), since=since)
     changed_students = list(
         # order_by(): Draft's default ordering would join the students for nothing.
         job.drafts.filter(generated_at__gt=since, generated_at__lte=now)
