@@ -1,6 +1,7 @@
-"""The feedback dataset: chat JSONL, preference JSONL and the eltorio CSV read back field by
-field; rows left out (grade, name, superseded, returned...) and counted; no identifiers; the
-`export_dataset` command and the school admin's download."""
+"""The feedback dataset: chat JSONL, preference JSONL, the eltorio Parquet and CSV read back
+field by field and by their real readers (TRL's trainers, `datasets`); rows left out (grade,
+name, superseded, returned, too long...) and counted; no identifiers, no person or place the
+platform knows; the `export_dataset` command and the school admin's download."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generation.export_selectors import LeftOut, dataset_row_id, dataset_selection
-from generation.exports import DATASET_CSV_COLUMNS
+from generation.exports import DATASET_CSV_COLUMNS, DATASET_FORMATS
 from generation.models import Appreciation, Draft, Feedback, GenerationJob
 from generation.prompts import PromptInputs, build_messages
 from tests.factories import StudentFactory
@@ -43,6 +44,9 @@ PROMPT = build_messages(
 )
 DRAFT = "Élève sérieux, des efforts à poursuivre."
 FINAL = "Élève sérieux et investi, des efforts à poursuivre à l'oral."
+# What the adapter was trained with (Unsloth's template): the default of APPRECIATION_CHAT_DATE.
+CHAT_DATE = "26 July 2024"
+KWARGS = {"date_string": CHAT_DATE}
 
 
 def make_feedback(
@@ -121,26 +125,34 @@ def export(fmt: str, **kwargs) -> bytes:
 
 
 def test_chat_jsonl_is_the_prompt_as_sent_and_the_validated_text(world):
-    make_feedback(world)
 
+    item = make_feedback(world)
     rows = read_jsonl(export("chat-jsonl"))
 
-    assert rows == [{"messages": [*PROMPT, {"role": "assistant", "content": FINAL}]}]
+    assert rows == [
+        {
+            "id": dataset_row_id(feedback_pk=item.pk),
+            "messages": [*PROMPT, {"role": "assistant", "content": FINAL}],
+            "chat_template_kwargs": KWARGS,
+        }
+    ]
     assert [m["role"] for m in rows[0]["messages"]] == ["system", "user", "assistant"]
     assert rows[0]["messages"][0]["content"] == PROMPT[0]["content"]
     assert rows[0]["messages"][1]["content"] == PROMPT[1]["content"]
 
 
 def test_preference_jsonl_prefers_the_teachers_text_to_the_draft(world):
-    make_feedback(world)
+    item = make_feedback(world)
 
     rows = read_jsonl(export("preference-jsonl"))
 
     assert rows == [
         {
+            "id": dataset_row_id(feedback_pk=item.pk, draft_pk=None),
             "prompt": PROMPT,
             "chosen": [{"role": "assistant", "content": FINAL}],
             "rejected": [{"role": "assistant", "content": DRAFT}],
+            "chat_template_kwargs": KWARGS,
         }
     ]
 
@@ -156,7 +168,7 @@ def test_appreciation_csv_has_the_eltorio_columns(world):
     rows = read_dataset_csv(export("appreciation-csv"))
 
     assert rows[0] == {
-        "Id": dataset_row_id(feedback_pk=item.pk),
+        "Id": str(dataset_row_id(feedback_pk=item.pk)),
         "redoublant": "1",
         "matière": "Histoire-Géographie",
         "trimestre": "2",
@@ -172,13 +184,15 @@ def test_appreciation_csv_has_the_eltorio_columns(world):
     assert rows[1]["trimestre"] == "1"
     assert [rows[1][f"note {n} trimestre"] for n in ("1er", "2ème", "3ème")] == ["9.75", "", ""]
     assert rows[1]["commentaire"] == "Bon début d'année, une participation à développer."
-    # The Id reveals no database id and is stable from one export to the next.
-    assert len(rows[0]["Id"]) == 16 and rows[0]["Id"] != str(item.pk)
+    # The Id reveals no database id, is an int64 like the dataset's, and is stable from one
+    # export to the next.
+    assert 0 <= int(rows[0]["Id"]) < 2**63 and rows[0]["Id"] != str(item.pk)
     assert rows[0]["Id"] != rows[1]["Id"]
     assert read_dataset_csv(export("appreciation-csv"))[0]["Id"] == rows[0]["Id"]
 
 
 def test_appreciation_csv_neutralises_a_hostile_text(world):
+    # The CSV is for a spreadsheet: the guard stays there (the Parquet file is raw text).
     make_feedback(world, final_text='=HYPERLINK("http://evil.example")')
     rows = read_dataset_csv(export("appreciation-csv"))
     assert rows[0]["commentaire"] == '\'=HYPERLINK("http://evil.example")'
@@ -208,7 +222,7 @@ def test_no_names_and_no_identifiers_of_students_or_teachers(world):
         assert f'"{item.pk}"' not in content
         if fmt.endswith("jsonl"):
             keys = {key for row in read_jsonl(content.encode()) for key in row}
-            assert keys <= {"messages", "prompt", "chosen", "rejected"}
+            assert keys <= {"id", "messages", "prompt", "chosen", "rejected", "chat_template_kwargs"}
 
 
 # --- Rows left out, and why ----------------------------------------------------------------------
@@ -258,9 +272,10 @@ def test_a_returned_appreciation_is_left_out(world):
     assert dataset_selection(fmt="chat-jsonl").left_out == {LeftOut.RETURNED: 1}
 
 
-def test_a_text_written_without_draft_has_no_prompt_but_fits_the_csv(world):
+def test_a_text_written_without_draft_is_a_chat_row_but_no_preference(world):
+    # The prompt is the one of the validated inputs: a teacher's own text answers it too.
     make_feedback(world, prompt_messages=None, draft_text="")
-    assert dataset_selection(fmt="chat-jsonl").left_out == {LeftOut.NO_PROMPT: 1}
+    assert [row.prompt_messages for row in dataset_selection(fmt="chat-jsonl").rows] == [PROMPT]
     assert dataset_selection(fmt="preference-jsonl").left_out == {LeftOut.NO_PROMPT: 1}
     assert len(dataset_selection(fmt="appreciation-csv").rows) == 1
 
@@ -311,9 +326,11 @@ def test_selection_scopes_to_a_school_and_a_date(world):
 def test_dataset_selection_queries_do_not_grow(world, django_assert_max_num_queries):
     for _ in range(15):
         make_feedback(world)
-    with django_assert_max_num_queries(3):
+    make_feedback(world, assignment=world.foreign_assignment)
+    # Feedback, latest validations, students, staff, schools, discarded drafts.
+    with django_assert_max_num_queries(6):
         selection = dataset_selection(fmt="preference-jsonl")
-    assert len(selection.rows) == 15
+    assert len(selection.rows) == 16
 
 
 def test_unknown_format_is_refused():
