@@ -337,6 +337,7 @@ class LeftOut(models.TextChoices):
         "brouillon écarté rédigé avec d'autres saisies que celles validées",
     )
     TEST_MODEL = "test_model", "brouillon du modèle de test (texte aléatoire)"
+    DUPLICATE = "duplicate", "brouillon écarté identique à un autre déjà retenu"
     INCOMPLETE = "incomplete", "saisies incomplètes (moyenne ou évaluations manquantes)"
 
 
@@ -352,6 +353,7 @@ LEFT_OUT_ENGLISH = {
     LeftOut.NOT_EDITED: "draft validated as is (no preference)",
     LeftOut.STALE_PROMPT: "discarded draft written from other inputs than the validated ones",
     LeftOut.TEST_MODEL: "draft from the test model (random text)",
+    LeftOut.DUPLICATE: "discarded draft identical to one already paired",
     LeftOut.INCOMPLETE: "incomplete inputs (average or ratings missing)",
 }
 
@@ -553,19 +555,25 @@ def dataset_selection(
         candidates = _rejected_candidates(item, discarded=discarded.get(item.appreciation_id, []))
         if not candidates:
             selection.left_out[LeftOut.NO_PROMPT] += 1
+        paired: set[str] = set()
         for draft_pk, text, draft_prompt, is_test_model, own in candidates:
-            reason = _pair_reason(
-                item,
-                text=text,
-                prompt=draft_prompt,
-                validated=prompt,
-                own=own,
-                is_test_model=is_test_model,
-                names=names[item.school_id],
+            reason = (
+                LeftOut.DUPLICATE
+                if text in paired
+                else _pair_reason(
+                    item,
+                    text=text,
+                    prompt=draft_prompt,
+                    validated=prompt,
+                    own=own,
+                    is_test_model=is_test_model,
+                    names=names[item.school_id],
+                )
             )
             if reason is not None:
                 selection.left_out[reason] += 1
                 continue
+            paired.add(text)
             selection.rows.append(
                 replace(
                     row,
