@@ -452,7 +452,7 @@ def _school_names(school_ids: set[int]) -> dict[int, _SchoolNames]:
 
 
 def _final_text_reason(
-    item: Feedback, *, fmt: str, latest: dict[int, int], names: _SchoolNames
+    item: Feedback, *, latest: dict[int, int], names: _SchoolNames
 ) -> str | None:
     """Why the teacher's final text of this validation makes no row, in any format."""
     appreciation = item.appreciation
@@ -535,7 +535,7 @@ def dataset_selection(
     discarded = _discarded_drafts(items) if fmt == PREFERENCE_JSONL else {}
     selection = DatasetSelection(fmt=fmt, rows=[])
     for item in items:
-        reason = _final_text_reason(item, fmt=fmt, latest=latest, names=names[item.school_id])
+        reason = _final_text_reason(item, latest=latest, names=names[item.school_id])
         prompt = validated_prompt(item.inputs or {}) if reason is None else None
         if reason is None and prompt is None:
             reason = LeftOut.INCOMPLETE

@@ -549,7 +549,14 @@ def test_trl_sft_trains_on_the_exact_tokens_the_backend_sends(world, tmp_path, t
 
     trainer = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(base),
-        args=SFTConfig(output_dir=str(tmp_path / "sft"), report_to=[], use_cpu=True),
+        args=SFTConfig(
+            output_dir=str(tmp_path / "sft"),
+            report_to=[],
+            use_cpu=True,
+            max_steps=1,
+            per_device_train_batch_size=1,
+            save_strategy="no",
+        ),
         train_dataset=dataset,
         processing_class=tokenizer,
     )
@@ -564,6 +571,8 @@ def test_trl_sft_trains_on_the_exact_tokens_the_backend_sends(world, tmp_path, t
     rendered = maybe_apply_chat_template(dataset[0], tokenizer)["text"]
     assert rendered.startswith(backend.render_prompt(PROMPT))
     assert f"\nToday Date: {CHAT_DATE}\n\n" in rendered
+    # The extra columns (id, chat_template_kwargs) do not stop a training step.
+    assert trainer.train().global_step == 1
 
 
 def test_trl_dpo_trains_on_the_exact_tokens_the_backend_sends(world, tmp_path, tiny_model_dirs):
@@ -579,7 +588,14 @@ def test_trl_dpo_trains_on_the_exact_tokens_the_backend_sends(world, tmp_path, t
 
     trainer = DPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(base),
-        args=DPOConfig(output_dir=str(tmp_path / "dpo"), report_to=[], use_cpu=True),
+        args=DPOConfig(
+            output_dir=str(tmp_path / "dpo"),
+            report_to=[],
+            use_cpu=True,
+            max_steps=1,
+            per_device_train_batch_size=1,
+            save_strategy="no",
+        ),
         train_dataset=dataset,
         processing_class=tokenizer,
     )
@@ -590,6 +606,7 @@ def test_trl_dpo_trains_on_the_exact_tokens_the_backend_sends(world, tmp_path, t
     assert tokenizer.decode(example["rejected_ids"]) == DRAFT + "<|eot_id|>"
     rendered = maybe_apply_chat_template(dataset[0], tokenizer)
     assert rendered["prompt"] == backend.render_prompt(PROMPT)
+    assert trainer.train().global_step == 1
 
 
 def test_the_chat_date_is_the_setting(world, settings):
