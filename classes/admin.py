@@ -141,7 +141,7 @@ class SchoolScopedAdmin(admin.ModelAdmin):
 @admin.register(School)
 class SchoolAdmin(SchoolScopedAdmin):
     school_path = "pk"
-    fields = ["name", "uai", "appreciation_max_chars", "requires_head_approval"]
+    fields = ["name", "city", "uai", "appreciation_max_chars", "requires_head_approval"]
     list_display = ["name", "uai", "appreciation_max_chars", "requires_head_approval"]
 
     def has_add_permission(self, request) -> bool:

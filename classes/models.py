@@ -20,6 +20,8 @@ class School(models.Model):
     uai = models.CharField(
         "code UAI", max_length=8, blank=True, help_text="Identifiant national de l'établissement."
     )
+    # Known so that the feedback dataset can leave out texts naming the school's town.
+    city = models.CharField("commune", max_length=120, blank=True)
     appreciation_max_chars = models.PositiveSmallIntegerField(
         "nombre maximal de caractères d'une appréciation",
         default=255,

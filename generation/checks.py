@@ -412,3 +412,53 @@ def _check_chars(text: str, max_chars: int | None) -> CheckFlag | None:
 check_grade = _check_grade
 check_names = _check_names
 name_variants = _name_variants
+
+
+# Words of a school's name that name no place or person ("Lycée Émile-Zola": "lycée" alone
+# would match every text that mentions a lycée). Compared normalized (no accents, casefolded).
+INSTITUTION_WORDS = frozenset(
+    {"lycee", "college", "ecole", "etablissement", "cite", "scolaire", "groupe", "ensemble"}
+    | {"general", "generale", "technologique", "professionnel", "professionnelle"}
+    | {"polyvalent", "polyvalente", "agricole", "prive", "privee", "public", "publique"}
+    | {"international", "internationale", "institut", "lgt", "lp", "lpo", "ept", "saint"}
+    | {"sainte", "st", "ste", "notre", "dame", "des", "metiers"}
+)
+# A maximal run of word characters and hyphens: the boundaries _contains_phrase matches at.
+_RUN = re.compile(r"[\w-]+")
+_SIMPLE_VARIANT = re.compile(r"^[\w-]+$")
+
+
+class KnownNames:
+    """Many names matched against many texts, as check_names matches them, in linear time.
+
+    check_names runs one regular expression per name variant: fine for a class, too slow for a
+    whole school's students and staff against every text of a dataset. A one-word variant
+    matches exactly where it equals a whole run of word characters and hyphens of the text, so
+    those are looked up in a set; the few others (several words, an apostrophe, a dot in a
+    username or an e-mail) keep the regular expression.
+    """
+
+    def __init__(self, names: Iterable[str], *, ignore: Iterable[str] = ()) -> None:
+        ignored = frozenset(ignore)
+        self.words: dict[str, str] = {}
+        self.phrases: dict[str, str] = {}
+        for name in names:
+            if not name or not name.strip():
+                continue
+            for variant in _name_variants(name):
+                if variant in ignored:
+                    continue
+                target = self.words if _SIMPLE_VARIANT.match(variant) else self.phrases
+                target.setdefault(variant, name.strip())
+
+    def __bool__(self) -> bool:
+        return bool(self.words or self.phrases)
+
+    def found(self, text: str) -> list[str]:
+        """The names the text quotes (each once), as they were given."""
+        normalized = normalize(text)
+        found = [self.words[run] for run in _RUN.findall(normalized) if run in self.words]
+        found += [
+            name for phrase, name in self.phrases.items() if _contains_phrase(normalized, phrase)
+        ]
+        return list(dict.fromkeys(found))

@@ -4,17 +4,19 @@ Report cards: per class × subject × term (or per class, every subject), only f
 appréciations: validated ones, or approved ones where the school requires a department head's
 approval. Every other student of the class is listed with the reason, never dropped silently.
 
-The feedback dataset: one row per validation, without names or identifiers, leaving out (and
-counting, by reason) the rows that must not train the next adapter.
+The feedback dataset: one row per validation (per discarded draft in the preference file),
+without names or identifiers, leaving out (and counting, by reason) the rows that must not
+train the next adapter.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Max, QuerySet
 from django.utils.crypto import salted_hmac
@@ -31,11 +33,9 @@ from classes.models import (
 )
 from classes.student_data import PLACEHOLDER
 
-# The grade-leak check of the drafts, reused on the teachers' final texts.
-from .checks import check_grade, check_names
+# The checks of the drafts, reused on the teachers' final texts.
+from .checks import INSTITUTION_WORDS, MAX_WORDS, KnownNames, check_grade, word_count
 from .exports import (
-    APPRECIATION_CSV,
-    CHAT_JSONL,
     DATASET_FORMATS,
     PREFERENCE_JSONL,
     DatasetRow,
@@ -45,7 +45,8 @@ from .exports import (
     copy_all_text,
     gepi_line_problem,
 )
-from .models import Appreciation, Feedback
+from .models import Appreciation, Draft, Feedback
+from .prompts import PromptInputs, build_messages
 
 
 class MissingReason(models.TextChoices):
@@ -348,15 +349,26 @@ def class_term(*, school_class: SchoolClass, term_pk: int) -> Term | None:
 
 
 class LeftOut(models.TextChoices):
-    """Why a validation is not a dataset row (French labels for the admin's page)."""
+    """Why a validation (or, in the preference file, a pair) is not a dataset row (French
+    labels for the admin's page)."""
 
     SUPERSEDED = "superseded", "validée à nouveau depuis (seule la dernière version compte)"
     RETURNED = "returned", "renvoyée par le responsable de discipline"
     NAME = "name", "le texte cite un nom d'élève"
+    STAFF_OR_PLACE = (
+        "staff_or_place",
+        "le texte cite un membre du personnel, l'établissement ou sa commune",
+    )
     GRADE = "grade", "le texte final cite une note"
+    TOO_LONG = "too_long", "le texte final dépasse 40 mots (la consigne du modèle)"
     NO_PROMPT = "no_prompt", "écrite sans brouillon du modèle (aucune demande envoyée)"
     NOT_EDITED = "not_edited", "brouillon validé sans modification (pas de préférence)"
+    STALE_PROMPT = (
+        "stale_prompt",
+        "brouillon écarté rédigé avec d'autres saisies que celles validées",
+    )
     TEST_MODEL = "test_model", "brouillon du modèle de test (texte aléatoire)"
+    DUPLICATE = "duplicate", "brouillon écarté identique à un autre déjà retenu"
     INCOMPLETE = "incomplete", "saisies incomplètes (moyenne ou évaluations manquantes)"
 
 
@@ -365,10 +377,14 @@ LEFT_OUT_ENGLISH = {
     LeftOut.SUPERSEDED: "validated again later (only the latest validation counts)",
     LeftOut.RETURNED: "returned by the department head",
     LeftOut.NAME: "the text quotes a student's name",
+    LeftOut.STAFF_OR_PLACE: "the text quotes a staff member, the school or its town",
     LeftOut.GRADE: "the final text quotes a grade",
+    LeftOut.TOO_LONG: "the final text has over 40 words (the model's rule)",
     LeftOut.NO_PROMPT: "written without a model draft (no prompt was sent)",
     LeftOut.NOT_EDITED: "draft validated as is (no preference)",
+    LeftOut.STALE_PROMPT: "discarded draft written from other inputs than the validated ones",
     LeftOut.TEST_MODEL: "draft from the test model (random text)",
+    LeftOut.DUPLICATE: "discarded draft identical to one already paired",
     LeftOut.INCOMPLETE: "incomplete inputs (average or ratings missing)",
 }
 
@@ -391,70 +407,145 @@ class DatasetSelection:
         ]
 
 
-def dataset_row_id(*, feedback_pk: int) -> str:
-    """A stable id for a row (so re-exports can be deduplicated) that reveals no database id:
-    a keyed hash (SECRET_KEY) of the feedback's id."""
-    return salted_hmac("generation.exports.dataset-row", str(feedback_pk)).hexdigest()[:16]
+# Ids are folded into a signed 64-bit integer, the type of the eltorio dataset's Id.
+_INT63 = (1 << 63) - 1
 
 
-def _inputs_complete(inputs: dict) -> bool:
+def dataset_row_id(*, feedback_pk: int, draft_pk: int | None = None) -> int:
+    """A stable id for a row (re-exports can be deduplicated) that reveals no database id: a
+    keyed hash (SECRET_KEY) of the feedback's id, and of the rejected draft's for a pair of
+    a draft the teacher discarded; folded into int64 like the dataset's Id."""
+    value = str(feedback_pk) if draft_pk is None else f"{feedback_pk}:{draft_pk}"
+    digest = salted_hmac("generation.exports.dataset-row", value).hexdigest()[:16]
+    return int(digest, 16) & _INT63
+
+
+def validated_prompt(inputs: dict) -> list[dict[str, str]] | None:
+    """The prompt of the inputs a teacher validated against, as a draft for them is prompted;
+    None where they cannot make one (an average or a rating missing)."""
     averages = list(inputs.get("averages") or [])
-    trimester = inputs.get("trimester")
-    if not isinstance(trimester, int) or not 1 <= trimester <= 3 or len(averages) < trimester:
-        return False
-    # The term's own average is needed; an earlier one may be missing (a student who joined
-    # mid-year, drafted with N/A): the dataset leaves that note empty, as eltorio's does.
-    if averages[trimester - 1] is None:
-        return False
-    ratings = (inputs.get(name) for name in ("behaviour", "participation", "work"))
-    return bool(inputs.get("subject")) and all(rating is not None for rating in ratings)
+    averages += [None] * (3 - len(averages))
+    try:
+        return build_messages(
+            PromptInputs(
+                subject_name=str(inputs.get("subject") or ""),
+                trimester=inputs.get("trimester"),
+                averages=tuple(averages[:3]),
+                behaviour=inputs.get("behaviour"),
+                participation=inputs.get("participation"),
+                work=inputs.get("work"),
+            )
+        )
+    except (ValueError, TypeError):
+        return None
 
 
-def _has_prompt(messages) -> bool:
-    return isinstance(messages, list) and any(
-        isinstance(m, dict) and m.get("role") == "user" for m in messages
-    )
+@dataclass(frozen=True)
+class _SchoolNames:
+    """Every person and place a school's platform knows: a text quoting one stays out."""
+
+    students: KnownNames
+    staff_and_places: KnownNames
+
+    def reason(self, text: str) -> str | None:
+        if PLACEHOLDER in text or self.students.found(text):
+            # PLACEHOLDER: a name an erasure replaced, the sentence still speaks of one child.
+            return LeftOut.NAME
+        if self.staff_and_places.found(text):
+            return LeftOut.STAFF_OR_PLACE
+        return None
 
 
-def _leave_out_reason(
-    item: Feedback, *, fmt: str, latest: dict[int, int], names: dict[int, tuple[str, ...]]
+def _school_names(school_ids: set[int]) -> dict[int, _SchoolNames]:
+    """Three queries whatever the number of schools, students and staff."""
+    students: dict[int, list[str]] = {pk: [] for pk in school_ids}
+    for school_id, *values in Student.objects.filter(
+        school_class__school_id__in=school_ids
+    ).values_list("school_class__school_id", "last_name", "first_name", "external_id"):
+        students[school_id].extend(values)
+    others: dict[int, list[str]] = {pk: [] for pk in school_ids}
+    for school_id, *values in Teacher.objects.filter(school_id__in=school_ids).values_list(
+        "school_id", "first_name", "last_name", "username", "email"
+    ):
+        others[school_id].extend(values)
+    for school_id, *values in School.objects.filter(pk__in=school_ids).values_list(
+        "pk", "name", "city", "uai"
+    ):
+        others[school_id].extend(values)
+    return {
+        pk: _SchoolNames(
+            students=KnownNames(students[pk]),
+            # "Lycée", "collège"... alone name no one.
+            staff_and_places=KnownNames(others[pk], ignore=INSTITUTION_WORDS),
+        )
+        for pk in school_ids
+    }
+
+
+def _final_text_reason(
+    item: Feedback, *, latest: dict[int, int], names: _SchoolNames
 ) -> str | None:
+    """Why the teacher's final text of this validation makes no row, in any format."""
     appreciation = item.appreciation
     if appreciation is not None:
         if latest.get(appreciation.pk, item.pk) != item.pk:
             return LeftOut.SUPERSEDED
         if appreciation.status == Appreciation.Status.RETURNED:
             return LeftOut.RETURNED
-        class_names = names.get(appreciation.student.school_class_id, ())
-        texts = [item.final_text, *([item.draft_text] if fmt == PREFERENCE_JSONL else [])]
-        if class_names and any(check_names(text, class_names) for text in texts):
-            return LeftOut.NAME
-    if any(PLACEHOLDER in text for text in (item.final_text, item.draft_text)):
-        # A name an erasure replaced: the sentence still speaks of one identified child.
-        return LeftOut.NAME
+    reason = names.reason(item.final_text)
+    if reason is not None:
+        return reason
     if check_grade(item.final_text) is not None:
         return LeftOut.GRADE
-    if fmt in (CHAT_JSONL, PREFERENCE_JSONL) and not _has_prompt(item.prompt_messages):
-        return LeftOut.NO_PROMPT
-    if fmt == PREFERENCE_JSONL:
-        if not item.edited or not item.draft_text.strip() or item.draft_text == item.final_text:
-            return LeftOut.NOT_EDITED
-        if item.draft is not None and item.draft.is_test_model:
-            return LeftOut.TEST_MODEL
-    if fmt == APPRECIATION_CSV and not _inputs_complete(item.inputs or {}):
-        return LeftOut.INCOMPLETE
+    # The model is told to write fewer than 40 words: a longer text would teach it otherwise.
+    if word_count(item.final_text) > MAX_WORDS:
+        return LeftOut.TOO_LONG
     return None
 
 
+def _rejected_candidates(
+    item: Feedback, *, discarded: list[Draft]
+) -> list[tuple[int | None, str, list, bool, bool]]:
+    """(draft pk or None, text, prompt, is_test_model, own) of every draft the teacher did not
+    keep for this validation: the draft they edited, then the drafts they threw away."""
+    candidates = []
+    if item.prompt_messages or item.draft_id is not None:
+        candidates.append(
+            (
+                None,
+                item.draft_text,
+                list(item.prompt_messages or []),
+                bool(item.draft is not None and item.draft.is_test_model),
+                True,
+            )
+        )
+    for draft in discarded:
+        candidates.append(
+            (draft.pk, draft.text, list(draft.prompt_messages or []), draft.is_test_model, False)
+        )
+    return candidates
+
+
 def dataset_selection(
-    *, fmt: str, school_id: int | None = None, since: datetime | None = None
+    *,
+    fmt: str,
+    school_id: int | None = None,
+    since: datetime | None = None,
+    chat_date: str | None = None,
 ) -> DatasetSelection:
     """The dataset rows in one format, oldest first, and the count of rows left out by reason.
 
-    school_id=None: every school (the command). A fixed number of queries.
+    Every row's prompt is rebuilt from the inputs the teacher validated against (a draft's
+    prompt may come from inputs changed since), rendered with `chat_date` (default:
+    APPRECIATION_CHAT_DATE, the date inference uses). A preference row pairs the teacher's
+    text with a draft of the model they did not keep: the one they edited, an earlier one
+    they regenerated, an offered one they set aside; only a draft prompted with those same
+    inputs answers the same prompt. school_id=None: every school (the command). A fixed
+    number of queries.
     """
     if fmt not in DATASET_FORMATS:
         raise ValueError(f"Unknown dataset format: {fmt}")
+    chat_date = chat_date or settings.APPRECIATION_CHAT_DATE
     feedback = Feedback.objects.select_related("appreciation__student", "draft").order_by(
         "validated_at", "pk"
     )
@@ -471,28 +562,105 @@ def dataset_selection(
         .annotate(last=Max("pk"))
         .values_list("appreciation_id", "last")
     )
-    class_ids = {
-        item.appreciation.student.school_class_id for item in items if item.appreciation_id
-    }
-    names: dict[int, list[str]] = {}
-    for class_id, last_name, first_name in Student.objects.filter(
-        school_class_id__in=class_ids
-    ).values_list("school_class_id", "last_name", "first_name"):
-        names.setdefault(class_id, []).extend(n for n in (last_name, first_name) if n.strip())
-    frozen_names = {class_id: tuple(values) for class_id, values in names.items()}
+    names = _school_names({item.school_id for item in items})
+    discarded = _discarded_drafts(items) if fmt == PREFERENCE_JSONL else {}
     selection = DatasetSelection(fmt=fmt, rows=[])
     for item in items:
-        reason = _leave_out_reason(item, fmt=fmt, latest=latest, names=frozen_names)
+        reason = _final_text_reason(item, latest=latest, names=names[item.school_id])
+        prompt = validated_prompt(item.inputs or {}) if reason is None else None
+        if reason is None and prompt is None:
+            reason = LeftOut.INCOMPLETE
         if reason is not None:
             selection.left_out[reason] += 1
             continue
-        selection.rows.append(
-            DatasetRow(
-                row_id=dataset_row_id(feedback_pk=item.pk),
-                prompt_messages=list(item.prompt_messages or []),
-                draft_text=item.draft_text,
-                final_text=item.final_text,
-                inputs=dict(item.inputs or {}),
-            )
+        row = DatasetRow(
+            row_id=dataset_row_id(feedback_pk=item.pk),
+            prompt_messages=prompt,
+            final_text=item.final_text,
+            inputs=dict(item.inputs or {}),
+            chat_date=chat_date,
         )
+        if fmt != PREFERENCE_JSONL:
+            selection.rows.append(row)
+            continue
+        candidates = _rejected_candidates(item, discarded=discarded.get(item.appreciation_id, []))
+        if not candidates:
+            selection.left_out[LeftOut.NO_PROMPT] += 1
+        paired: set[str] = set()
+        for draft_pk, text, draft_prompt, is_test_model, own in candidates:
+            reason = (
+                LeftOut.DUPLICATE
+                if text in paired
+                else _pair_reason(
+                    item,
+                    text=text,
+                    prompt=draft_prompt,
+                    validated=prompt,
+                    own=own,
+                    is_test_model=is_test_model,
+                    names=names[item.school_id],
+                )
+            )
+            if reason is not None:
+                selection.left_out[reason] += 1
+                continue
+            paired.add(text)
+            selection.rows.append(
+                replace(
+                    row,
+                    row_id=dataset_row_id(feedback_pk=item.pk, draft_pk=draft_pk),
+                    rejected_text=text,
+                )
+            )
     return selection
+
+
+def _pair_reason(
+    item: Feedback,
+    *,
+    text: str,
+    prompt: list,
+    validated: list,
+    own: bool,
+    is_test_model: bool,
+    names: _SchoolNames,
+) -> str | None:
+    if (own and not item.edited) or not text.strip() or text == item.final_text:
+        return LeftOut.NOT_EDITED
+    if is_test_model:
+        return LeftOut.TEST_MODEL
+    if prompt != validated:
+        # The draft answers other inputs: preferring the teacher's text to it teaches nothing
+        # about this prompt (and the chosen text may be right only for the new inputs).
+        return LeftOut.STALE_PROMPT
+    return names.reason(text)
+
+
+def _discarded_drafts(items: list[Feedback]) -> dict[int, list[Draft]]:
+    """Per appréciation, the drafts of the model the teacher did not keep: every generated
+    draft of the same student, subject and term but the one the validated text came from and
+    the one still offered (not decided yet). One query."""
+    keys = {
+        (
+            item.appreciation.student_id,
+            item.appreciation.subject_id,
+            item.appreciation.term_id,
+        ): item
+        for item in items
+        if item.appreciation is not None
+    }
+    result: dict[int, list[Draft]] = {}
+    if not keys:
+        return result
+    drafts = Draft.objects.filter(
+        student_id__in={key[0] for key in keys}, status=Draft.Status.GENERATED
+    ).order_by("created_at", "pk")
+    for draft in drafts:
+        item = keys.get((draft.student_id, draft.subject_id, draft.term_id))
+        if item is None:
+            continue
+        appreciation = item.appreciation
+        if draft.pk in (item.draft_id, appreciation.draft_id, appreciation.offered_draft_id):
+            continue
+        result.setdefault(appreciation.pk, []).append(draft)
+    return result

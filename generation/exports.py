@@ -1,7 +1,7 @@
 """Builders of what leaves the platform: rows in, file bytes out.
 
 Report cards (CSV for French spreadsheets, Gepi's import file, XLSX, printable PDF) and the
-feedback dataset (TRL's chat and preference JSONL, the `eltorio/appreciation` CSV).
+feedback dataset (TRL's chat and preference JSONL, the `eltorio/appreciation` Parquet and CSV).
 
 No database and no request here: export_selectors chooses the rows (only final appréciations,
 the missing students listed apart), the views and the `export_dataset` command pick a builder.
@@ -74,14 +74,39 @@ DATASET_CSV_COLUMNS = (
     "travail 0-10",
     "commentaire",
 )
+# Their types in the dataset's Parquet files (its dataset_info): `datasets` refuses to append a
+# file whose types differ (a hex string Id, grades as text).
+DATASET_DTYPES = {
+    "Id": "int64",
+    "redoublant": "int64",
+    "matière": "string",
+    "trimestre": "int64",
+    "note 1er trimestre": "float64",
+    "note 2ème trimestre": "float64",
+    "note 3ème trimestre": "float64",
+    "comportement 0-10": "float64",
+    "participation 0-10": "float64",
+    "travail 0-10": "float64",
+    "commentaire": "string",
+}
 CHAT_JSONL = "chat-jsonl"
 PREFERENCE_JSONL = "preference-jsonl"
+APPRECIATION_PARQUET = "appreciation-parquet"
 APPRECIATION_CSV = "appreciation-csv"
-DATASET_FORMATS = (CHAT_JSONL, PREFERENCE_JSONL, APPRECIATION_CSV)
-DATASET_EXTENSIONS = {CHAT_JSONL: "jsonl", PREFERENCE_JSONL: "jsonl", APPRECIATION_CSV: "csv"}
+DATASET_FORMATS = (CHAT_JSONL, PREFERENCE_JSONL, APPRECIATION_PARQUET, APPRECIATION_CSV)
+# Parquet is binary: never written to a terminal.
+BINARY_DATASET_FORMATS = frozenset({APPRECIATION_PARQUET})
+DATASET_EXTENSIONS = {
+    CHAT_JSONL: "jsonl",
+    PREFERENCE_JSONL: "jsonl",
+    APPRECIATION_PARQUET: "parquet",
+    APPRECIATION_CSV: "csv",
+}
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 DATASET_CONTENT_TYPES = {
     CHAT_JSONL: JSONL_CONTENT_TYPE,
     PREFERENCE_JSONL: JSONL_CONTENT_TYPE,
+    APPRECIATION_PARQUET: PARQUET_CONTENT_TYPE,
     APPRECIATION_CSV: CSV_CONTENT_TYPE,
 }
 
@@ -140,13 +165,19 @@ class MissingLine:
 
 @dataclass(frozen=True)
 class DatasetRow:
-    """One validation, without any name or identifier of a student or a teacher."""
+    """One training example, without any name or identifier of a student or a teacher.
 
-    row_id: str
+    prompt_messages: the prompt of the inputs the teacher validated against (never an older
+    draft's), rendered with chat_date as the backend renders it. rejected_text: the model's
+    draft the teacher did not keep (preference rows only).
+    """
+
+    row_id: int
     prompt_messages: list[dict]
-    draft_text: str
     final_text: str
     inputs: dict
+    chat_date: str
+    rejected_text: str = ""
 
 
 def neutralize_cell(value: str) -> str:
@@ -434,29 +465,84 @@ def _jsonl(objects: Iterable[dict]) -> bytes:
 
 
 def _prompt(row: DatasetRow) -> list[dict]:
-    """The system and user messages exactly as sent at generation."""
+    """The system and user messages of the validated inputs, as the backend sends them."""
     return [dict(message) for message in row.prompt_messages]
 
 
+def _template_kwargs(row: DatasetRow) -> dict:
+    # TRL passes a row's chat_template_kwargs to the chat template: without the date it renders
+    # today's, and the model would be trained on a prompt it is never given.
+    return {"date_string": row.chat_date}
+
+
 def dataset_chat_jsonl(rows: Iterable[DatasetRow]) -> bytes:
-    """TRL's conversational format: the prompt as sent, the validated text as the assistant."""
+    """TRL's conversational format: the prompt, the validated text as the assistant's turn."""
     return _jsonl(
-        {"messages": [*_prompt(row), {"role": "assistant", "content": row.final_text}]}
+        {
+            "id": row.row_id,
+            "messages": [*_prompt(row), {"role": "assistant", "content": row.final_text}],
+            "chat_template_kwargs": _template_kwargs(row),
+        }
         for row in rows
     )
 
 
 def dataset_preference_jsonl(rows: Iterable[DatasetRow]) -> bytes:
-    """TRL's conversational preference format: chosen = the teacher's text, rejected = the
-    model's draft."""
+    """TRL's conversational preference format: chosen = the teacher's text, rejected = a draft
+    of the model the teacher did not keep, both answers to the same prompt."""
     return _jsonl(
         {
+            "id": row.row_id,
             "prompt": _prompt(row),
             "chosen": [{"role": "assistant", "content": row.final_text}],
-            "rejected": [{"role": "assistant", "content": row.draft_text}],
+            "rejected": [{"role": "assistant", "content": row.rejected_text}],
+            "chat_template_kwargs": _template_kwargs(row),
         }
         for row in rows
     )
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def dataset_record(row: DatasetRow) -> dict:
+    """One row in the `eltorio/appreciation` columns, typed as the dataset types them: int64
+    Id and flags, float64 grades and ratings (null where not applicable), raw text."""
+    inputs = row.inputs
+    averages = list(inputs.get("averages") or [])
+    averages += [None] * (3 - len(averages))
+    trimester = inputs.get("trimester")
+    return {
+        "Id": row.row_id,
+        "redoublant": 1 if inputs.get("repeating") else 0,
+        "matière": str(inputs.get("subject", "")),
+        "trimestre": None if trimester is None else int(trimester),
+        "note 1er trimestre": _float_or_none(averages[0]),
+        "note 2ème trimestre": _float_or_none(averages[1]),
+        "note 3ème trimestre": _float_or_none(averages[2]),
+        "comportement 0-10": _float_or_none(inputs.get("behaviour")),
+        "participation 0-10": _float_or_none(inputs.get("participation")),
+        "travail 0-10": _float_or_none(inputs.get("work")),
+        "commentaire": row.final_text,
+    }
+
+
+def dataset_parquet(rows: Iterable[DatasetRow]) -> bytes:
+    """The training file in the `eltorio/appreciation` shape: Parquet, as the dataset is
+    stored, its columns and types exactly, texts as the teachers validated them (no
+    spreadsheet guard: this file is read by `datasets`, never by a spreadsheet)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [(name, pa.type_for_alias(DATASET_DTYPES[name])) for name in DATASET_CSV_COLUMNS]
+    )
+    records = [dataset_record(row) for row in rows]
+    table = pa.Table.from_pylist(records, schema=schema)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
 
 
 def _dataset_number(value) -> str:
@@ -467,24 +553,21 @@ def _dataset_number(value) -> str:
 
 
 def dataset_csv_row(row: DatasetRow) -> list[str]:
-    inputs = row.inputs
-    averages = list(inputs.get("averages") or [])
-    averages += [None] * (3 - len(averages))
+    record = dataset_record(row)
     return [
-        row.row_id,
-        "1" if inputs.get("repeating") else "0",
-        neutralize_cell(str(inputs.get("subject", ""))),
-        str(inputs.get("trimester", "")),
-        *[_dataset_number(average) for average in averages[:3]],
-        _dataset_number(inputs.get("behaviour")),
-        _dataset_number(inputs.get("participation")),
-        _dataset_number(inputs.get("work")),
-        neutralize_cell(row.final_text),
+        str(record["Id"]),
+        str(record["redoublant"]),
+        neutralize_cell(record["matière"]),
+        "" if record["trimestre"] is None else str(record["trimestre"]),
+        *[_dataset_number(record[name]) for name in DATASET_CSV_COLUMNS[4:10]],
+        neutralize_cell(record["commentaire"]),
     ]
 
 
 def dataset_csv(rows: Iterable[DatasetRow]) -> bytes:
-    """The `eltorio/appreciation` columns, comma-separated UTF-8 (no BOM), decimal point."""
+    """The `eltorio/appreciation` columns for a spreadsheet: comma-separated UTF-8 (no BOM),
+    decimal point. A text a spreadsheet would run as a formula keeps its guard `'` here, so
+    this file is for reading, not training: the Parquet file is the training set."""
     table = [list(DATASET_CSV_COLUMNS), *(dataset_csv_row(row) for row in rows)]
     return _csv_text(table, delimiter=",").encode("utf-8")
 
@@ -492,5 +575,6 @@ def dataset_csv(rows: Iterable[DatasetRow]) -> bytes:
 DATASET_BUILDERS = {
     CHAT_JSONL: dataset_chat_jsonl,
     PREFERENCE_JSONL: dataset_preference_jsonl,
+    APPRECIATION_PARQUET: dataset_parquet,
     APPRECIATION_CSV: dataset_csv,
 }

@@ -18,8 +18,10 @@ from decimal import Decimal, InvalidOperation
 PROMPT_VERSION = "card-263b40b.1"
 
 # The Llama 3.x chat template writes "Today Date: <today>" unless date_string is given: the same
-# inputs would give a different prompt every day. This is the template's own fallback date.
-CHAT_TEMPLATE_DATE = "26 Jul 2024"
+# inputs would give a different prompt every day. The adapter was trained with Unsloth's
+# llama-3.1 template, which writes this date when given none (Meta's falls back to "26 Jul
+# 2024"): the default of settings.APPRECIATION_CHAT_DATE, which inference and the training set use.
+CHAT_TEMPLATE_DATE = "26 July 2024"
 
 AVERAGE_MAX = 20
 RATING_MAX = 10

@@ -19,7 +19,7 @@ from .models import (
     GenerationJob,
     WorkerState,
 )
-from .prompts import PromptInputs
+from .prompts import PromptInputs, build_messages
 
 
 @dataclass(frozen=True)
@@ -255,6 +255,18 @@ class ReviewRow:
     @property
     def offered_draft(self) -> Draft | None:
         return self.appreciation.offered_draft if self.appreciation else None
+
+    @property
+    def stale_draft(self) -> bool:
+        """The draft awaiting the teacher's decision (the text under review, or the one offered
+        beside a human's text) was prompted with inputs changed since: it may describe
+        another average or other ratings."""
+        if self.appreciation is None or not self.readiness.is_ready:
+            return False
+        draft = self.offered_draft if self.appreciation.is_human_text else self.draft
+        if draft is None or not draft.prompt_messages:
+            return False
+        return draft.prompt_messages != build_messages(self.readiness.inputs)
 
     @property
     def shown_flags(self) -> list[dict]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from generation.prompts import CARD_SYSTEM_PROMPT, PromptInputs, build_messages, user_prompt
@@ -41,6 +41,11 @@ SPECIAL_TOKENS = [
 # The adapter's target modules (its adapter_config.json).
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TEST_VOCAB_SIZE = 640
+# Llama 3's pre-tokenization regex, from its tokenizer.json.
+LLAMA3_SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 SEED = 1234
 
 # A few report-card sentences and the card's prompts: enough merges for French to tokenize
@@ -74,7 +79,15 @@ def build_tokenizer(*, vocab_size: int = TEST_VOCAB_SIZE) -> PreTrainedTokenizer
             user_prompt(PromptInputs("Histoire-Géographie", trimester, averages, 6, 7, 5))
         )
     backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    # Llama 3's own pre-tokenizer (its tokenizer.json): "\n\n" before a word stays one piece,
+    # so a prompt ending with the assistant header tokenizes the same alone and followed by the
+    # answer, as with the real model (GPT-2's split gives "\n", "\nWord" there).
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_SPLIT_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -250,6 +250,11 @@ APPRECIATION_ADAPTER = env("APPRECIATION_ADAPTER", default="eltorio/Llama-3.2-3B
 APPRECIATION_TEST_MODEL = env.bool("APPRECIATION_TEST_MODEL", default=False)
 APPRECIATION_DEVICE = env("APPRECIATION_DEVICE", default="auto")  # auto, cpu, cuda, cuda:1
 APPRECIATION_DTYPE = env("APPRECIATION_DTYPE", default="auto")  # auto, bfloat16, float16
+# The "Today Date" the Llama 3.x chat template writes into every prompt. The adapter was trained
+# with Unsloth's llama-3.1 template, which writes "26 July 2024" when given no date (facts.md);
+# Meta's writes today's date. Inference and the training set both use this one value, so the
+# model reads at inference exactly what it was (and will be) trained on.
+APPRECIATION_CHAT_DATE = env("APPRECIATION_CHAT_DATE", default="26 July 2024")
 # The model card's sampling settings; top_k/top_p pinned so no library default creeps in.
 APPRECIATION_MAX_NEW_TOKENS = env.int("APPRECIATION_MAX_NEW_TOKENS", default=90)
 APPRECIATION_TEMPERATURE = env.float("APPRECIATION_TEMPERATURE", default=1.5)

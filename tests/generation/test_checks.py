@@ -279,3 +279,39 @@ def test_normalize_strips_accents_case_and_curly_apostrophes():
 )
 def test_clean_text(raw, expected):
     assert clean_text(raw) == expected
+
+
+# --- KnownNames: a whole school's names, matched as check_names matches them ---------------------
+
+_SCHOOL_NAMES = ["Jean-Pierre Le Gall", "N'Diaye", "Lévêque", "prof.demo", "Emma", "da Silva"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Jean-Pierre progresse.",
+        "Pierre progresse.",
+        "Un travail d'Emma soigné.",
+        "Un travail de Jean-Pierre-Paul.",
+        "Avec Mme N’Diaye.",
+        "Voir prof.demo demain.",
+        "Entretien avec Mme LÉVÊQUE.",
+        "Un bel emmanchement.",
+        "Silva progresse.",
+        "Le Gall progresse.",
+        "Rien à signaler.",
+    ],
+)
+def test_known_names_match_as_check_names_does(text):
+    from generation.checks import KnownNames, check_names
+
+    assert bool(KnownNames(_SCHOOL_NAMES).found(text)) == bool(check_names(text, _SCHOOL_NAMES))
+
+
+def test_known_names_ignore_institution_words():
+    from generation.checks import INSTITUTION_WORDS, KnownNames
+
+    school = KnownNames(["Lycée Émile-Zola", "Saint-Étienne"], ignore=INSTITUTION_WORDS)
+    assert school.found("Un bel engagement au lycée et à la cité scolaire.") == []
+    assert school.found("Sortie à Saint-Étienne.") == ["Saint-Étienne"]
+    assert school.found("Le CDI du lycée Émile-Zola.") == ["Lycée Émile-Zola"]

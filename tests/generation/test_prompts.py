@@ -225,7 +225,9 @@ def test_prompt_inputs_hold_no_name_and_are_frozen():
 
 
 def test_constants():
-    assert CHAT_TEMPLATE_DATE == "26 Jul 2024"
+    # Unsloth's llama-3.1 template (the adapter's training) writes "26 July 2024", not Meta's
+    # "26 Jul 2024": the platform's default date is the adapter's.
+    assert CHAT_TEMPLATE_DATE == "26 July 2024"
     assert PROMPT_VERSION
 
 

@@ -239,7 +239,8 @@ def test_tokenizer_falls_back_to_the_base_when_the_adapter_has_none(tiny_model, 
 def test_chat_template_date_is_pinned(tiny_model, monkeypatch):
     backend = make_backend(tiny_model)
     prompt = backend.render_prompt(varied_requests(1)[0].messages)
-    assert "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" in prompt
+    # The adapter's training date (Unsloth's template), not Meta's fallback "26 Jul 2024".
+    assert "Cutting Knowledge Date: December 2023\nToday Date: 26 July 2024\n\n" in prompt
     assert datetime.date.today().strftime("%d %b %Y") not in prompt
     assert prompt.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>")
     assert prompt.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
@@ -248,6 +249,14 @@ def test_chat_template_date_is_pinned(tiny_model, monkeypatch):
     backend.generate(varied_requests(3), seed=0)
     bos = backend.tokenizer.bos_token_id
     assert all(row.tolist().count(bos) == 1 for row in spy.calls[0]["input_ids"])
+
+
+def test_chat_date_is_a_setting(tiny_model, settings):
+    settings.APPRECIATION_CHAT_DATE = "01 Sep 2026"
+    backend = make_backend(tiny_model)
+    assert backend.model_info()["chat_date"] == "01 Sep 2026"
+    prompt = backend.render_prompt(varied_requests(1)[0].messages)
+    assert "\nToday Date: 01 Sep 2026\n\n" in prompt
 
 
 # --- sampling ---

@@ -32,7 +32,6 @@ from generation.backends import (
     ModelAvailability,
     ModelLoadError,
 )
-from generation.prompts import CHAT_TEMPLATE_DATE
 from worker.model_files import check_model_files, looks_like_path
 
 logger = logging.getLogger(__name__)
@@ -71,6 +70,7 @@ class TransformersBackend(BaseBackend):
         top_p: float | None = None,
         test_model: bool | None = None,
         prefix_cache: bool | None = None,
+        chat_date: str | None = None,
     ) -> None:
         super().__init__()
         self.base_model = _setting("APPRECIATION_BASE_MODEL", base_model)
@@ -85,6 +85,7 @@ class TransformersBackend(BaseBackend):
         self.top_p = float(_setting("APPRECIATION_TOP_P", top_p))
         self.test_model = bool(_setting("APPRECIATION_TEST_MODEL", test_model))
         self.prefix_cache = bool(_setting("APPRECIATION_PREFIX_CACHE", prefix_cache))
+        self.chat_date = str(_setting("APPRECIATION_CHAT_DATE", chat_date))
         self.device: torch.device | None = None
         self.dtype: torch.dtype | None = None
         self.model: Any = None
@@ -189,6 +190,7 @@ class TransformersBackend(BaseBackend):
             "adapter": self.adapter,
             "merged": True,
             "prefix_cache": self.prefix_cache,
+            "chat_date": self.chat_date,
             "device": str(self.device) if self.device else self.device_setting,
             "dtype": str(self.dtype).removeprefix("torch.") if self.dtype else self.dtype_setting,
             "test_model": self.test_model,
@@ -199,12 +201,7 @@ class TransformersBackend(BaseBackend):
     def render_prompt(self, messages: list[dict[str, str]]) -> str:
         """The prompt text the model reads, date pinned so it does not change daily."""
         self.load()
-        return self.tokenizer.apply_chat_template(
-            messages,
-            add_generation_prompt=True,
-            date_string=CHAT_TEMPLATE_DATE,
-            tokenize=False,
-        )
+        return render_prompt_text(self.tokenizer, messages, date_string=self.chat_date)
 
     def generate(
         self, requests: Sequence[GenerationRequest], *, seed: int | None = None
@@ -215,9 +212,7 @@ class TransformersBackend(BaseBackend):
             self.load()
             # The chat template already wrote <|begin_of_text|>: no second one.
             rows = [
-                self.tokenizer(
-                    self.render_prompt(request.messages), add_special_tokens=False
-                ).input_ids
+                prompt_token_ids(self.tokenizer, request.messages, date_string=self.chat_date)
                 for request in requests
             ]
             lengths = [len(row) for row in rows]
@@ -396,6 +391,28 @@ class TransformersBackend(BaseBackend):
         if self.device is not None and self.device.type == "cuda":
             return [self.device.index or 0]
         return []
+
+
+def render_prompt_text(tokenizer: Any, messages: list[dict[str, str]], *, date_string: str) -> str:
+    """The prompt as the model reads it: the chat template, the generation prompt, the date.
+
+    The exported training set carries the same date (`chat_template_kwargs`), so TRL renders
+    byte for byte what this sends.
+    """
+    return tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, date_string=date_string, tokenize=False
+    )
+
+
+def prompt_token_ids(
+    tokenizer: Any, messages: list[dict[str, str]], *, date_string: str
+) -> list[int]:
+    """The token ids the model is given for one prompt."""
+    # The chat template already wrote <|begin_of_text|>: no second one.
+    return tokenizer(
+        render_prompt_text(tokenizer, messages, date_string=date_string),
+        add_special_tokens=False,
+    ).input_ids
 
 
 def resolve_device(setting: str) -> torch.device:

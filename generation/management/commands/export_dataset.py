@@ -2,9 +2,12 @@
 
     python manage.py export_dataset --format chat-jsonl -o feedback.jsonl
     python manage.py export_dataset --format preference-jsonl --since 2027-01-01 --school 3
+    python manage.py export_dataset --format appreciation-parquet -o rows.parquet
     python manage.py export_dataset --format appreciation-csv > rows.csv
 
-No names and no identifiers; rows whose final text quotes a grade are left out. The command
+No names and no identifiers; rows whose final text quotes a grade are left out. The Parquet
+file is the training set in the `eltorio/appreciation` shape; the CSV is for reading it in a
+spreadsheet (a text that would run as a formula there keeps a guard `'`). The command
 says how many rows it wrote and why it left the others out (on stderr when the data goes to
 stdout).
 """
@@ -38,7 +41,7 @@ def parse_since(value: str) -> datetime:
 
 
 class Command(BaseCommand):
-    help = "Export the feedback dataset (chat JSONL, preference JSONL or eltorio CSV)."
+    help = "Export the feedback dataset (chat JSONL, preference JSONL, eltorio Parquet or CSV)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--format", required=True, choices=exports.DATASET_FORMATS)
@@ -60,6 +63,8 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"--since {options['since']!r}: expected YYYY-MM-DD or an ISO datetime."
                 ) from None
+        if fmt in exports.BINARY_DATASET_FORMATS and options["output"] is None:
+            raise CommandError(f"--format {fmt} writes a binary file: give it with -o/--output.")
         school_id = options["school"]
         if school_id is not None and not School.objects.filter(pk=school_id).exists():
             raise CommandError(f"No school with id {school_id}.")
