@@ -24,9 +24,13 @@ def address_locked(request) -> bool:
     if ip is None:
         return False
     since = timezone.now() - settings.AXES_COOLOFF_TIME
-    failures = AuditEvent.objects.filter(
-        event=AuditEvent.Event.LOGIN_FAILED, ip=ip, at__gte=since
-    ).count()
+    # Refused ENT sign-ins (an account not created yet, a stale ticket) are logged as failures
+    # too, but guess no password: they never lock a school's shared address.
+    failures = (
+        AuditEvent.objects.filter(event=AuditEvent.Event.LOGIN_FAILED, ip=ip, at__gte=since)
+        .exclude(detail__method="ent")
+        .count()
+    )
     return failures >= settings.LOGIN_FAILURES_PER_ADDRESS
 
 
