@@ -157,6 +157,11 @@ class SchoolAdmin(SchoolScopedAdmin):
     ]
     list_display = ["name", "uai", "appreciation_max_chars", "requires_head_approval"]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "cas_server_url":
+            kwargs["assume_scheme"] = "https"  # "ent.exemple.fr/cas/" means https
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def has_add_permission(self, request) -> bool:
         return request.user.is_superuser
 

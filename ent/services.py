@@ -17,6 +17,7 @@ ever created: an unknown identity is refused.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlencode
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 # CAS 3.0 protocol: service tickets of up to 256 characters "SHOULD" be accepted.
 TICKET_MAX_LENGTH = 256
 IDENTITY_MAX_LENGTH = 254
+# Printable ASCII, no space: every CAS server's tickets (ST-…); anything else is not sent on.
+TICKET_RE = re.compile(r"[!-~]{1,%d}" % TICKET_MAX_LENGTH)
 
 
 class Refusal(StrEnum):
@@ -149,7 +152,7 @@ def ent_authenticate(*, school: School, ticket: str, service: str) -> EntOutcome
 
     Never creates an account; never returns a teacher of another school or an inactive one.
     """
-    if not ticket or len(ticket) > TICKET_MAX_LENGTH or not ticket.isprintable():
+    if not TICKET_RE.fullmatch(ticket or ""):
         return EntOutcome(None, Refusal.INVALID_TICKET)
     client = cas_client(school=school, service_url=service)
     try:
