@@ -39,7 +39,7 @@ def _school_of_username(username: str):
 
 
 def _login_method(request, user) -> str:
-    """"password", or the backend's `login_method` ("ent" for a sign-in through the ENT).
+    """ "password", or the backend's `login_method` ("ent" for a sign-in through the ENT).
 
     Django's login() stores the backend in the session before sending the signal."""
     session = getattr(request, "session", None)
@@ -52,9 +52,8 @@ def _login_method(request, user) -> str:
 
 
 def on_logged_in(sender, request, user, **kwargs) -> None:
-    audit_record(
-        event=AuditEvent.Event.LOGIN, actor=user, request=request, method=_login_method(request, user)
-    )
+    method = _login_method(request, user)
+    audit_record(event=AuditEvent.Event.LOGIN, actor=user, request=request, method=method)
 
 
 def on_logged_out(sender, request, user, **kwargs) -> None:

@@ -233,9 +233,7 @@ class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "role" and not request.user.is_superuser:
             kwargs["choices"] = [
-                (value, label)
-                for value, label in db_field.choices
-                if value in self.MANAGED_ROLES
+                (value, label) for value, label in db_field.choices if value in self.MANAGED_ROLES
             ]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 

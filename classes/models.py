@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-
 from urllib.parse import urlsplit
 
 from django.conf import settings

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 TICKET_MAX_LENGTH = 256
 IDENTITY_MAX_LENGTH = 254
 # Printable ASCII, no space: every CAS server's tickets (ST-…); anything else is not sent on.
-TICKET_RE = re.compile(r"[!-~]{1,%d}" % TICKET_MAX_LENGTH)
+TICKET_RE = re.compile(rf"[!-~]{{1,{TICKET_MAX_LENGTH}}}")
 
 
 class Refusal(StrEnum):

@@ -181,9 +181,7 @@ def test_an_unreachable_cas_server_is_a_french_page(client):
 def test_password_sign_in_still_works_for_a_school_with_an_ent(client):
     school = SchoolFactory(cas_server_url="https://ent.exemple.fr/cas/")
     teacher = TeacherFactory(school=school)
-    response = client.post(
-        reverse("login"), {"username": teacher.username, "password": PASSWORD}
-    )
+    response = client.post(reverse("login"), {"username": teacher.username, "password": PASSWORD})
     assert response.status_code == 302
     assert int(client.session[SESSION_KEY]) == teacher.pk
     event = AuditEvent.objects.get(event=AuditEvent.Event.LOGIN)
