@@ -209,3 +209,31 @@ def test_a_school_validates_with_its_own_server_only(client, cas_server, schools
     response = client.get(url, {"ticket": ticket_of(back)})
     assert response.status_code == 403
     assert signed_in_as(client) is None
+
+
+def test_two_teachers_of_the_school_with_the_same_address_are_refused(client, cas_server, schools):
+    school_a, _ = schools
+    school_a.cas_user_attribute = "mail"
+    school_a.cas_match_field = School.CasMatchField.EMAIL
+    school_a.save()
+    TeacherFactory(school=school_a, username="claire.m", email="prof.mail@ent.example")
+    TeacherFactory(school=school_a, username="claire.m2", email="PROF.MAIL@ent.example")
+    response = client.get(cas_sign_in(start(client, school_a), "prof.mail"))
+    assert response.status_code == 403
+    assert "Plusieurs comptes de votre établissement" in text(response)
+    assert signed_in_as(client) is None
+    assert AuditEvent.objects.get(event=AuditEvent.Event.LOGIN_FAILED).detail["reason"] == (
+        "ambiguous"
+    )
+
+
+def test_an_attribute_the_ent_does_not_send_is_refused(client, cas_server, schools):
+    """The school expects an attribute the ENT does not release: nobody is guessed."""
+    school_a, _ = schools
+    school_a.cas_user_attribute = "ENTPersonLogin"
+    school_a.save()
+    TeacherFactory(school=school_a, username="prof.ent")
+    response = client.get(cas_sign_in(start(client, school_a), "prof.ent"))
+    assert response.status_code == 403
+    assert "L'ENT n'a pas transmis" in text(response)
+    assert signed_in_as(client) is None

@@ -213,3 +213,15 @@ def test_refused_ent_sign_ins_never_lock_a_schools_address(rf):
     for _ in range(settings.LOGIN_FAILURES_PER_ADDRESS):
         AuditEvent.objects.create(event=AuditEvent.Event.LOGIN_FAILED, ip="203.0.113.9")
     assert address_locked(request)
+
+
+def test_an_ent_id_is_unique_within_a_school_only():
+    from django.db import IntegrityError, transaction
+
+    school, other = SchoolFactory(), SchoolFactory()
+    TeacherFactory(school=school, ent_id="E-1")
+    TeacherFactory(school=other, ent_id="E-1")  # another school: allowed
+    TeacherFactory(school=school)
+    TeacherFactory(school=school)  # several empty ent_id: allowed
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TeacherFactory(school=school, ent_id="E-1")
