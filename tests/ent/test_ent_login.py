@@ -237,3 +237,21 @@ def test_an_attribute_the_ent_does_not_send_is_refused(client, cas_server, schoo
     assert response.status_code == 403
     assert "L'ENT n'a pas transmis" in text(response)
     assert signed_in_as(client) is None
+
+
+def test_the_backend_in_djangos_authenticate(rf, cas_server, schools):
+    """SchoolCASBackend answers django.contrib.auth.authenticate() with a ticket, too."""
+    from django.contrib.auth import authenticate
+
+    school_a, _ = schools
+    teacher = TeacherFactory(school=school_a, username="prof.ent")
+    client_url = f"http://testserver/connexion/ent/{school_a.pk}/"
+    back = cas_sign_in(f"{cas_server.url}login?service={client_url}", "prof.ent")
+    request = rf.get("/connexion/ent/", REMOTE_ADDR="198.51.100.7")
+    request.session = {}
+    user = authenticate(
+        request, cas_school=school_a, cas_ticket=ticket_of(back), cas_service=client_url
+    )
+    assert user == teacher
+    assert user.backend == "ent.backends.SchoolCASBackend"
+    assert request.ent_outcome.identity == "prof.ent"
