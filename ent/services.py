@@ -95,7 +95,7 @@ def cas_client(*, school: School, service_url: str) -> CASClientBase:
 
 def safe_next(*, request: HttpRequest, next_url: str | None) -> str:
     """`next` if it is a path on this site, else "" (no redirect to another site)."""
-    if not next_url or len(next_url) > 2000:
+    if not next_url or len(next_url) > 2000 or not next_url.isprintable():
         return ""
     if not url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()

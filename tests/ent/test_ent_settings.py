@@ -225,3 +225,14 @@ def test_an_ent_id_is_unique_within_a_school_only():
     TeacherFactory(school=school)  # several empty ent_id: allowed
     with pytest.raises(IntegrityError), transaction.atomic():
         TeacherFactory(school=school, ent_id="E-1")
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    ["https://evil.example/", "//evil.example/", "/\\evil.example", "/a\x00b", "javascript:x"],
+)
+def test_only_local_next_addresses_are_kept(client, next_url):
+    school = SchoolFactory(cas_server_url="https://ent.exemple.fr/cas/")
+    response = client.get(reverse("ent_login", kwargs={"school_id": school.pk}), {"next": next_url})
+    assert response.status_code == 302
+    assert "next" not in response["Location"]  # the service address carries no `next`
