@@ -2,11 +2,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from ent import views as ent_views
+
 admin.site.site_header = "Appréciations — administration de l'établissement"
 admin.site.site_title = "Appréciations"
 
 urlpatterns = [
-    path("connexion/", auth_views.LoginView.as_view(), name="login"),
+    # Django's login page, plus « Se connecter avec l'ENT » for the schools that set it up.
+    path("connexion/", ent_views.LoginView.as_view(), name="login"),
+    path("", include("ent.urls")),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "mot-de-passe/",

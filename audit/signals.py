@@ -7,9 +7,10 @@ from a request (AuditContextMiddleware), else with no actor (shell, management c
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import m2m_changed, post_save, pre_save
+from django.utils.module_loading import import_string
 
 from .middleware import current_request
 from .models import AuditEvent
@@ -37,8 +38,22 @@ def _school_of_username(username: str):
     )
 
 
+def _login_method(request, user) -> str:
+    """ "password", or the backend's `login_method` ("ent" for a sign-in through the ENT).
+
+    Django's login() stores the backend in the session before sending the signal."""
+    session = getattr(request, "session", None)
+    backend_path = (session.get(BACKEND_SESSION_KEY) if session is not None else None) or getattr(
+        user, "backend", None
+    )
+    if not backend_path:
+        return "password"
+    return getattr(import_string(backend_path), "login_method", "password")
+
+
 def on_logged_in(sender, request, user, **kwargs) -> None:
-    audit_record(event=AuditEvent.Event.LOGIN, actor=user, request=request)
+    method = _login_method(request, user)
+    audit_record(event=AuditEvent.Event.LOGIN, actor=user, request=request, method=method)
 
 
 def on_logged_out(sender, request, user, **kwargs) -> None:

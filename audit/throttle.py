@@ -24,9 +24,11 @@ def address_locked(request) -> bool:
     if ip is None:
         return False
     since = timezone.now() - settings.AXES_COOLOFF_TIME
-    failures = AuditEvent.objects.filter(
-        event=AuditEvent.Event.LOGIN_FAILED, ip=ip, at__gte=since
-    ).count()
+    # Refused ENT sign-ins (an account not created yet, a stale ticket) are logged as failures
+    # too, but guess no password: they never lock a school's shared address.
+    # (Two counts: exclude() on a JSON key also drops the rows without that key.)
+    failed = AuditEvent.objects.filter(event=AuditEvent.Event.LOGIN_FAILED, ip=ip, at__gte=since)
+    failures = failed.count() - failed.filter(detail__method="ent").count()
     return failures >= settings.LOGIN_FAILURES_PER_ADDRESS
 
 

@@ -141,8 +141,29 @@ class SchoolScopedAdmin(admin.ModelAdmin):
 @admin.register(School)
 class SchoolAdmin(SchoolScopedAdmin):
     school_path = "pk"
-    fields = ["name", "city", "uai", "appreciation_max_chars", "requires_head_approval"]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["name", "city", "uai", "appreciation_max_chars", "requires_head_approval"]},
+        ),
+        (
+            "Connexion par l'ENT (CAS)",
+            {
+                "fields": ["cas_server_url", "cas_user_attribute", "cas_match_field"],
+                "description": (
+                    "Les enseignants se connectent avec leur compte ENT ; la plateforme "
+                    "retrouve leur fiche dans l'établissement (elle n'en crée jamais). "
+                    "Les mots de passe de la plateforme restent utilisables."
+                ),
+            },
+        ),
+    ]
     list_display = ["name", "uai", "appreciation_max_chars", "requires_head_approval"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "cas_server_url":
+            kwargs["assume_scheme"] = "https"  # "ent.exemple.fr/cas/" means https
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def has_add_permission(self, request) -> bool:
         return request.user.is_superuser
@@ -155,11 +176,11 @@ class SchoolAdmin(SchoolScopedAdmin):
 class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
     list_display = ["username", "last_name", "first_name", "email", "role", "is_active"]
     list_filter = ["role", "is_active"]
-    search_fields = ["username", "last_name", "first_name", "email"]
+    search_fields = ["username", "last_name", "first_name", "email", "ent_id"]
     filter_horizontal = ["headed_subjects"]
     fieldsets = [
         (None, {"fields": ["username", "password"]}),
-        ("Identité", {"fields": ["last_name", "first_name", "email"]}),
+        ("Identité", {"fields": ["last_name", "first_name", "email", "ent_id"]}),
         ("Rôle", {"fields": ["school", "role", "headed_subjects", "is_active", "is_staff"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
@@ -215,9 +236,7 @@ class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "role" and not request.user.is_superuser:
             kwargs["choices"] = [
-                (value, label)
-                for value, label in db_field.choices
-                if value in self.MANAGED_ROLES
+                (value, label) for value, label in db_field.choices if value in self.MANAGED_ROLES
             ]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -15,7 +19,45 @@ AVERAGE_MAX = Decimal("20")
 RATING_MAX = Decimal("10")
 
 
+# Hosts where a CAS server may be reached over plain http, when ENT_CAS_ALLOW_HTTP_LOCAL is on
+# (tests and development: a CAS server started on this machine).
+LOCAL_CAS_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def validate_cas_server_url(value: str) -> None:
+    """An https address (a ticket is validated there: http would let anyone on the way forge
+    the answer); http only for a CAS server on this machine in tests and development."""
+    if not value:
+        return
+    parts = urlsplit(value)
+    if parts.query or parts.fragment:
+        raise ValidationError("L'adresse du serveur CAS ne doit contenir ni « ? » ni « # ».")
+    if parts.scheme == "https" and parts.hostname:
+        return
+    local_http = (
+        parts.scheme == "http"
+        and parts.hostname in LOCAL_CAS_HOSTS
+        and getattr(settings, "ENT_CAS_ALLOW_HTTP_LOCAL", False)
+    )
+    if not local_http:
+        raise ValidationError(
+            "L'adresse du serveur CAS doit commencer par https:// "
+            "(par exemple https://ent.exemple.fr/cas/)."
+        )
+
+
+validate_cas_attribute = RegexValidator(
+    r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$",
+    "Nom d'attribut invalide : lettres, chiffres, « _ », « . », « : » ou « - ».",
+)
+
+
 class School(models.Model):
+    class CasMatchField(models.TextChoices):
+        USERNAME = "username", "Identifiant sur la plateforme"
+        EMAIL = "email", "Adresse électronique"
+        ENT_ID = "ent_id", "Identifiant ENT (fiche de l'enseignant)"
+
     name = models.CharField("nom", max_length=200)
     uai = models.CharField(
         "code UAI", max_length=8, blank=True, help_text="Identifiant national de l'établissement."
@@ -30,6 +72,34 @@ class School(models.Model):
     requires_head_approval = models.BooleanField(
         "approbation du responsable de discipline requise", default=False
     )
+    # Sign-in through the school's ENT (CAS). Empty address: passwords only.
+    cas_server_url = models.URLField(
+        "adresse du serveur CAS de l'ENT",
+        max_length=300,
+        blank=True,
+        validators=[validate_cas_server_url],
+        help_text=(
+            "Par exemple https://ent.exemple.fr/cas/ (fournie par l'ENT). Vide : pas de "
+            "connexion par l'ENT, seulement les mots de passe de la plateforme."
+        ),
+    )
+    cas_user_attribute = models.CharField(
+        "attribut CAS qui identifie l'enseignant",
+        max_length=64,
+        blank=True,
+        validators=[validate_cas_attribute],
+        help_text=(
+            "Vide : l'identifiant CAS de l'utilisateur. Sinon le nom d'un attribut de la "
+            "réponse CAS, par exemple mail ou ENTPersonLogin."
+        ),
+    )
+    cas_match_field = models.CharField(
+        "champ de la fiche enseignant comparé à cet attribut",
+        max_length=20,
+        choices=CasMatchField.choices,
+        default=CasMatchField.USERNAME,
+        help_text="Seuls les enseignants de l'établissement sont recherchés.",
+    )
 
     class Meta:
         verbose_name = "établissement"
@@ -38,6 +108,10 @@ class School(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def has_ent_login(self) -> bool:
+        return bool(self.cas_server_url)
 
 
 class Subject(models.Model):
@@ -101,11 +175,26 @@ class Teacher(AbstractUser):
     headed_subjects = models.ManyToManyField(
         Subject, blank=True, related_name="heads", verbose_name="disciplines dirigées"
     )
+    # The teacher's identifier in the school's ENT, when the school matches ENT sign-ins on it
+    # (School.cas_match_field); unique within a school.
+    ent_id = models.CharField(
+        "identifiant ENT",
+        max_length=128,
+        blank=True,
+        help_text="Utilisé pour la connexion par l'ENT si l'établissement l'a choisi.",
+    )
 
     class Meta:
         verbose_name = "enseignant"
         verbose_name_plural = "enseignants"
         ordering = ["last_name", "first_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["school", "ent_id"],
+                condition=~Q(ent_id=""),
+                name="teacher_school_ent_id_unique",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username

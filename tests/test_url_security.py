@@ -18,6 +18,8 @@ is added here. Not in the table, on purpose:
 - `admin:*`: the Django admin has its own login and permission checks (tests/classes/test_admin.py,
   tests/audit/test_audit_log.py);
 - `login`: the one public page (throttled by django-axes, tests/audit/test_axes.py);
+- `ent_login`: the ENT sign-in (CAS), public too: it signs in only the teacher a school's CAS
+  server names (tests/ent/);
 - static files: served by WhiteNoise, outside the URLconf.
 """
 
@@ -38,7 +40,7 @@ from tests.factories import TeacherFactory
 pytestmark = pytest.mark.django_db
 
 MISSING = 999_999
-PUBLIC = {"login"}
+PUBLIC = {"login", "ent_login"}
 SKIPPED_NAMESPACES = ("admin:",)
 
 ACTORS = ("teacher", "other_teacher", "head", "admin", "foreign_teacher", "no_school")

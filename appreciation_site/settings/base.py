@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "audit",
+    # Sign-in through a school's ENT over CAS (issue 15): per-school CAS servers.
+    "ent",
 ]
 
 MIDDLEWARE = [
@@ -117,6 +119,9 @@ AUTHENTICATION_BACKENDS = [
     # Password spraying from one address (many accounts, few tries each).
     "audit.throttle.AddressThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # ENT sign-in (CAS): takes a ticket, never a password; keyword-only arguments, so
+    # authenticate(username=..., password=...) never reaches it (ent/backends.py).
+    "ent.backends.SchoolCASBackend",
 ]
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = 5
@@ -141,6 +146,18 @@ AXES_CLIENT_IP_CALLABLE = "audit.ip.client_ip"
 AXES_DISABLE_ACCESS_LOG = True
 # Reverse proxies in front of Django that append to X-Forwarded-For (0: use REMOTE_ADDR).
 TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+
+# --- Sign-in through the school's ENT (CAS, django-cas-ng's backend and python-cas's client) ---
+# Each school sets its own CAS server in the admin (School.cas_server_url): there is no global
+# CAS_SERVER_URL. Never create an account from a CAS answer: teachers are created by the STS
+# import or the school's admin, and matched within their school only (ent/services.py).
+CAS_CREATE_USER = False
+CAS_VERSION = "3"  # /p3/serviceValidate: the CAS 3 answer carries the attributes
+CAS_VERIFY_SSL_CERTIFICATE = True
+# Seconds to wait for the ENT's CAS server when validating a ticket.
+ENT_CAS_TIMEOUT = env.float("ENT_CAS_TIMEOUT", default=10.0)
+# A CAS server at http://127.0.0.1 or http://localhost (tests, development); https otherwise.
+ENT_CAS_ALLOW_HTTP_LOCAL = env.bool("ENT_CAS_ALLOW_HTTP_LOCAL", default=False)
 
 # --- Security: sessions (shared staff-room computers) ----------------------------------------
 # The session ends when the browser closes, and at the latest SESSION_COOKIE_AGE after the

@@ -9,3 +9,6 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+
+# A CAS server started on this machine (django-cas-server) may be used over http.
+ENT_CAS_ALLOW_HTTP_LOCAL = env.bool("ENT_CAS_ALLOW_HTTP_LOCAL", default=True)

@@ -25,6 +25,8 @@ X_FRAME_OPTIONS = "DENY"
 # proxy_add_x_forwarded_for). The login throttling and the audit log read the address there.
 # Set 0 when Django is reached directly, 2 behind two proxies.
 TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=1)
+# An ENT's CAS server is always reached over https in production.
+ENT_CAS_ALLOW_HTTP_LOCAL = False
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

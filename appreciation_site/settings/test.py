@@ -48,4 +48,8 @@ AUTHENTICATION_BACKENDS = [
     # Password spraying from one address (many accounts, few tries each).
     "audit.throttle.AddressThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "ent.backends.SchoolCASBackend",
 ]
+
+# The ENT tests run a real CAS server on 127.0.0.1, over http (tests/ent/).
+ENT_CAS_ALLOW_HTTP_LOCAL = True
