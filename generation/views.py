@@ -39,8 +39,7 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
     job = selectors.active_job(assignment=assignment, term=term) or (
         GenerationJob.objects.filter(assignment=assignment, term=term).first()
     )
-    if job is not None:
-        job = services.job_detect_stalled(job=job)
+    # Read only: a stalled job is sent again by the periodic recovery, never by a page view.
     editable = class_selectors.can_edit_assessments(
         user=request.user, assignment=assignment, term=term
     )
@@ -129,7 +128,7 @@ def _own_job(request: HttpRequest, job_pk: int) -> GenerationJob:
 @require_GET
 def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
     """The progress bar, plus the rows whose draft arrived since the last poll (out of band)."""
-    job = services.job_detect_stalled(job=_own_job(request, job_pk))
+    job = _own_job(request, job_pk)  # read only, like every GET
     since = parse_datetime(request.GET.get("since", "")) or job.created_at
     now = timezone.now()
     changed_students = list(
