@@ -29,5 +29,7 @@ def recover_stalled_jobs() -> int:
 @worker_ready.connect
 def recover_after_restart(sender, **kwargs) -> None:
     """A worker killed mid-class held drafts: release them and send the job again."""
-    services.worker_state_set(hostname=sender.hostname, state=WorkerState.State.IDLE, backend=None)
+    services.worker_state_set(
+        hostname=sender.hostname, state=WorkerState.State.IDLE, backend=None
+    )
     services.worker_recover(hostname=sender.hostname)
