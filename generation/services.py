@@ -404,7 +404,7 @@ def lease_renew(*, job_id: int, hostname: str) -> int:
 class _LeaseKeeper:
     """Renews the worker's lease every quarter of APPRECIATION_LEASE_SECONDS in a thread of its
     own (with its own connection) while the worker loads the model and generates: a slow
-    batch keeps its drafts, a dead worker's expire."""
+    batch keeps its drafts, a dead worker's expire, a stuck one's after CELERY_TASK_TIME_LIMIT."""
 
     def __init__(self, *, job_id: int, hostname: str) -> None:
         self.job_id = job_id
@@ -427,8 +427,11 @@ class _LeaseKeeper:
         from django.db import connections
 
         interval = max(0.2, settings.APPRECIATION_LEASE_SECONDS / 4)
+        # A worker stuck past the task time limit (a hung generation: the solo pool enforces
+        # no time limit) stops renewing, and its drafts go to the others.
+        give_up = time.monotonic() + settings.CELERY_TASK_TIME_LIMIT
         try:
-            while not self._stop.wait(interval):
+            while not self._stop.wait(interval) and time.monotonic() < give_up:
                 try:
                     lease_renew(job_id=self.job_id, hostname=self.hostname)
                 except Exception as exc:  # the database blinked: next beat, new connection
