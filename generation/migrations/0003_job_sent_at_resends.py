@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generation', '0002_appreciation_offered_draft'),
+        ("generation", "0002_appreciation_offered_draft"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='generationjob',
-            name='resends',
+            model_name="generationjob",
+            name="resends",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='generationjob',
-            name='sent_at',
+            model_name="generationjob",
+            name="sent_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
