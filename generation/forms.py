@@ -32,9 +32,7 @@ class JobStartForm(forms.Form):
     """« Générer » for the class, or one student (« Régénérer »)."""
 
     student = forms.IntegerField(min_value=1, required=False)
-    finals = forms.ChoiceField(
-        choices=FinalTexts.choices, required=False, initial=FinalTexts.SKIP
-    )
+    finals = forms.ChoiceField(choices=FinalTexts.choices, required=False, initial=FinalTexts.SKIP)
 
 
 class VersionForm(forms.Form):

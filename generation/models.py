@@ -48,7 +48,13 @@ class GenerationJob(models.Model):
     tasks_sent = models.PositiveIntegerField("tâches envoyées", default=0)
     deliveries = models.PositiveIntegerField("remises des tâches", default=0)
     worker_hostname = models.CharField("serveur de calcul", max_length=200, blank=True)
+    # A worker's sign of life: each delivery, claim and lease renewal (every quarter lease).
     heartbeat_at = models.DateTimeField("dernier signe de vie", null=True, blank=True)
+    # When a task for the job was last sent (creation, "Réessayer", recovery). The periodic
+    # recovery (generation.tasks.recover_stalled_jobs) sends a stalled job again; `resends`
+    # counts the times it did so while no worker showed life, and is bounded.
+    sent_at = models.DateTimeField("envoyée le", null=True, blank=True)
+    resends = models.PositiveSmallIntegerField("renvois", default=0)
     created_at = models.DateTimeField("créée le", auto_now_add=True)
     started_at = models.DateTimeField("commencée le", null=True, blank=True)
     finished_at = models.DateTimeField("terminée le", null=True, blank=True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from rapidfuzz.distance import Levenshtein
@@ -49,6 +51,11 @@ MAX_TASKS_PER_JOB = 8
 # looping; a draft claimed this many times fails alone. The teacher gets "Réessayer".
 MAX_REDELIVERIES = 3
 MAX_CLAIMS = 3
+# The periodic recovery sends a stalled job again; the resends made while no worker showed
+# any life are counted (a written draft resets the count), and beyond this the job fails.
+MAX_RESENDS = 5
+# A lost or broken database connection: reconnect and retry the step (see _db_step).
+DB_ERRORS = (OperationalError, InterfaceError)
 GENERATION_FAILED_MESSAGE = (
     "La génération a échoué en cours de route. Les brouillons déjà rédigés sont conservés ;"
     " cliquez sur « Réessayer » pour terminer la classe."
@@ -162,7 +169,9 @@ def _enqueue(job: GenerationJob, *, draft_count: int) -> None:
     from .tasks import generate_drafts
 
     tasks = max(1, min(MAX_TASKS_PER_JOB, -(-draft_count // TASK_BATCH_HINT)))
-    GenerationJob.objects.filter(pk=job.pk).update(tasks_sent=F("tasks_sent") + tasks)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        tasks_sent=F("tasks_sent") + tasks, sent_at=timezone.now()
+    )
     for _ in range(tasks):
         generate_drafts.delay_on_commit(job.pk)
 
@@ -199,7 +208,7 @@ def job_retry(*, job: GenerationJob, user: Teacher) -> GenerationJob:
     ).update(status=Draft.Status.PENDING, claimed_by="", claimed_at=None, claims=0)
     job.status = GenerationJob.Status.QUEUED
     job.error_message = job.error_detail = ""
-    job.deliveries = job.tasks_sent = 0
+    job.deliveries = job.tasks_sent = job.resends = 0
     job.finished_at = None
     job.save()
     _enqueue(job, draft_count=pending or 1)
@@ -406,50 +415,166 @@ def _write_outcomes(*, job_id: int, outcomes, info: dict) -> int:
                 written.append(int(outcome.key))
         for draft in Draft.objects.filter(pk__in=written):
             appreciation_propose(draft=draft)
+        if written:
+            # Progress: the recovery's count of fruitless resends starts again.
+            GenerationJob.objects.filter(pk=job_id).update(heartbeat_at=now, resends=0)
     return len(written)
 
 
+def _db_step(step: Callable, *args, **kwargs):
+    """Run one database step of a worker; a lost connection is closed and the step retried.
+
+    PostgreSQL restarted, a connection ended by pg_terminate_backend, a network blink: the
+    step starts again on a new connection after 0.5, 1, 2, 4… s (at most 10 s apart), for up
+    to APPRECIATION_DB_RETRY_SECONDS, then the error goes up. Every step is idempotent (a
+    claim takes back what this worker holds, a draft is written only while it is running).
+    Inside a transaction nothing can be retried: the error goes up at once.
+    """
+    deadline = time.monotonic() + settings.APPRECIATION_DB_RETRY_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            return step(*args, **kwargs)
+        except DB_ERRORS as exc:
+            if connection.in_atomic_block or time.monotonic() + delay > deadline:
+                raise
+            logger.warning(
+                "Database step %s failed (%s: %s); reconnecting in %.1f s",
+                getattr(step, "__name__", step),
+                type(exc).__name__,
+                str(exc).strip()[:200],
+                delay,
+            )
+            _close_connection()
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _close_connection() -> None:
+    try:
+        connection.close()
+    except Exception:  # a dead connection may fail to close; it is dropped all the same
+        logger.debug("Closing a broken connection failed", exc_info=True)
+
+
+def lease_renew(*, job_id: int, hostname: str) -> int:
+    """A live worker's heartbeat: its claims on the job's drafts and the job's sign of life
+    are renewed (claims another worker took over stay that worker's). Returns the claims."""
+    now = timezone.now()
+    renewed = Draft.objects.filter(
+        job_id=job_id, status=Draft.Status.RUNNING, claimed_by=hostname
+    ).update(claimed_at=now)
+    GenerationJob.objects.filter(pk=job_id, status=GenerationJob.Status.RUNNING).update(
+        heartbeat_at=now
+    )
+    return renewed
+
+
+class _LeaseKeeper:
+    """Renews the worker's lease every quarter of APPRECIATION_LEASE_SECONDS in a thread of its
+    own (with its own connection) while the worker loads the model and generates: a slow
+    batch keeps its drafts, a dead worker's expire, a stuck one's after CELERY_TASK_TIME_LIMIT."""
+
+    def __init__(self, *, job_id: int, hostname: str) -> None:
+        self.job_id = job_id
+        self.hostname = hostname
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-job-{job_id}", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        # Run inside a transaction (tests only) the thread would not see the job.
+        if not connection.in_atomic_block:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        interval = max(0.2, settings.APPRECIATION_LEASE_SECONDS / 4)
+        # A worker stuck past the task time limit (a hung generation: the solo pool enforces
+        # no time limit) stops renewing, and its drafts go to the others.
+        give_up = time.monotonic() + settings.CELERY_TASK_TIME_LIMIT
+        try:
+            while not self._stop.wait(interval) and time.monotonic() < give_up:
+                try:
+                    lease_renew(job_id=self.job_id, hostname=self.hostname)
+                except Exception as exc:  # the database blinked: next beat, new connection
+                    logger.warning("Job %s: lease not renewed (%s)", self.job_id, exc)
+                    _close_connection()
+        finally:
+            connections.close_all()
+
+
 def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = None) -> None:
-    """Run (a share of) a job on this worker: idempotent, resumable, cancellable."""
+    """Run (a share of) a job on this worker: idempotent, resumable, cancellable.
+
+    A database that stays out of reach beyond the retries fails nothing: the job is not at
+    fault. This worker's claims expire and the periodic recovery sends the job again.
+    """
     hostname = hostname or socket.gethostname()
-    job = _start_delivery(job_id, hostname)
-    if job is None:
-        return
+    try:
+        job = _db_step(_start_delivery, job_id, hostname)
+        if job is None:
+            return
+        with _LeaseKeeper(job_id=job.pk, hostname=hostname):
+            _job_run(job=job, hostname=hostname, backend=backend)
+    except DB_ERRORS as exc:
+        logger.error(
+            "Job %s: database out of reach (%s); left to the periodic recovery", job_id, exc
+        )
+        _close_connection()
+
+
+def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) -> None:
     backend = backend or get_backend()
     if backend.status != "ready":
         # Seconds, not the minutes of a load that cannot succeed; and the model may have been
         # installed since the worker started.
         availability = _check_available(backend)
         if not availability.available:
-            _record_availability(hostname=hostname, backend=backend, availability=availability)
-            _job_fail(job.pk, message=MODEL_MISSING_USER_MESSAGE, detail=availability.detail)
+            _db_step(
+                _record_availability, hostname=hostname, backend=backend, availability=availability
+            )
+            _db_step(
+                _job_fail, job.pk, message=MODEL_MISSING_USER_MESSAGE, detail=availability.detail
+            )
             return
-        worker_state_set(hostname=hostname, state=WorkerState.State.LOADING, backend=backend)
+        _db_step(
+            worker_state_set, hostname=hostname, state=WorkerState.State.LOADING, backend=backend
+        )
     try:
         backend.load()
     except ModelLoadError as exc:
         logger.error("Job %s: model load failed: %s", job.pk, exc)
-        worker_state_set(
-            hostname=hostname, state=WorkerState.State.FAILED, backend=backend, detail=str(exc)
+        _db_step(
+            worker_state_set,
+            hostname=hostname,
+            state=WorkerState.State.FAILED,
+            backend=backend,
+            detail=str(exc),
         )
-        _job_fail(job.pk, message=exc.user_message, detail=str(exc))
+        _db_step(_job_fail, job.pk, message=exc.user_message, detail=str(exc))
         return
-    worker_state_set(hostname=hostname, state=WorkerState.State.READY, backend=backend)
+    _db_step(worker_state_set, hostname=hostname, state=WorkerState.State.READY, backend=backend)
 
     assignment = job.assignment
-    names = selectors.class_student_names(assignment=assignment)
-    banned = selectors.school_banned_phrases(school_id=assignment.school_class.school_id)
+    names, banned = _db_step(_job_word_lists, assignment)
     max_chars = assignment.school_class.school.appreciation_max_chars
     info = backend.model_info()
     size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(backend)
     batch_index = 0
     try:
         while True:
-            status = GenerationJob.objects.values_list("status", flat=True).get(pk=job.pk)
+            status = _db_step(_job_status, job.pk)
             if status != GenerationJob.Status.RUNNING:
                 logger.info("Job %s is %s: stopping", job.pk, status)
                 return
-            batch = _claim_batch(job=job, hostname=hostname, size=size)
+            batch = _db_step(_claim_batch, job=job, hostname=hostname, size=size)
             if not batch:
                 break
             seed = None if job.seed is None else job.seed + batch[0].pk * 1000
@@ -468,14 +593,32 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
                 max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,
                 seed=seed,
             )
-            _write_outcomes(job_id=job.pk, outcomes=outcomes, info=info)
+            _db_step(_write_outcomes, job_id=job.pk, outcomes=outcomes, info=info)
             batch_index += 1
+    except DB_ERRORS:
+        raise  # not the job's fault: job_run leaves it to the recovery
     except Exception as exc:
         logger.exception("Job %s failed during generation", job.pk)
-        _job_fail(job.pk, message=GENERATION_FAILED_MESSAGE, detail=f"{type(exc).__name__}: {exc}")
+        _db_step(
+            _job_fail,
+            job.pk,
+            message=GENERATION_FAILED_MESSAGE,
+            detail=f"{type(exc).__name__}: {exc}",
+        )
         return
-    _finish_if_done(job.pk)
+    _db_step(_finish_if_done, job.pk)
     logger.info("Job %s: this worker drafted %s batch(es)", job.pk, batch_index)
+
+
+def _job_status(job_id: int) -> str:
+    return GenerationJob.objects.values_list("status", flat=True).get(pk=job_id)
+
+
+def _job_word_lists(assignment: TeachingAssignment) -> tuple[list[str], list[str]]:
+    return (
+        selectors.class_student_names(assignment=assignment),
+        selectors.school_banned_phrases(school_id=assignment.school_class.school_id),
+    )
 
 
 def _backend_batch_size(backend: BaseBackend) -> int:
@@ -484,23 +627,77 @@ def _backend_batch_size(backend: BaseBackend) -> int:
     return max(1, int(size_for(prompt_tokens=300))) if callable(size_for) else 8
 
 
-def job_detect_stalled(*, job: GenerationJob) -> GenerationJob:
-    """A running job whose workers stopped beating is shown as failed, not running forever."""
-    if job.status != GenerationJob.Status.RUNNING or job.heartbeat_at is None:
-        return job
-    if job.heartbeat_at >= timezone.now() - timedelta(seconds=settings.APPRECIATION_STALL_SECONDS):
-        return job
-    logger.error("Job %s: no heartbeat since %s, marked failed", job.pk, job.heartbeat_at)
-    _job_fail(
-        job.pk,
-        message=(
-            "Le serveur de calcul ne répond plus depuis plusieurs minutes. Les brouillons déjà"
-            " rédigés sont conservés ; cliquez sur « Réessayer »."
-        ),
-        detail=f"No heartbeat since {job.heartbeat_at.isoformat()}",
+def jobs_recover_stalled() -> int:
+    """The periodic recovery (Celery beat, every APPRECIATION_RECOVERY_INTERVAL seconds):
+    send again every active job that waits on a worker gone or a task lost.
+
+    The database is the source of truth: a job still queued or running with claims whose
+    lease expired (their worker died, whatever its name), or with no sign of life for
+    APPRECIATION_STALL_SECONDS (its task lost: a worker killed between two batches, a Redis
+    restart that lost the queue), gets a new task; any live worker takes it and the expired
+    claims over. Returns how many jobs were sent again.
+    """
+    now = timezone.now()
+    job_ids = list(
+        GenerationJob.objects.filter(status__in=GenerationJob.ACTIVE_STATUSES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
-    job.refresh_from_db()
-    return job
+    return sum(job_recover(job_id=job_id, now=now) for job_id in job_ids)
+
+
+@transaction.atomic
+def job_recover(*, job_id: int, now=None) -> bool:
+    """Send one job again if it is stalled (see jobs_recover_stalled); True when sent.
+
+    Bounded: a resend made while no worker showed any life counts, a written draft resets
+    the count, and beyond MAX_RESENDS the job fails with the message that offers
+    « Réessayer ». Resends while other jobs progress are free (the queue is just long).
+    """
+    now = now or timezone.now()
+    job = (
+        GenerationJob.objects.select_for_update(skip_locked=True)  # a worker writing: next tick
+        .filter(pk=job_id, status__in=GenerationJob.ACTIVE_STATUSES)
+        .first()
+    )
+    if job is None:
+        return False
+    lease_cutoff = now - timedelta(seconds=settings.APPRECIATION_LEASE_SECONDS)
+    stall_cutoff = now - timedelta(seconds=settings.APPRECIATION_STALL_SECONDS)
+    sent_at = job.sent_at or job.created_at
+    last_sign = max(sent_at, job.heartbeat_at or sent_at)
+    expired = (
+        sent_at < lease_cutoff
+        and job.drafts.filter(status=Draft.Status.RUNNING, claimed_at__lt=lease_cutoff).exists()
+    )
+    if not expired and last_sign >= stall_cutoff:
+        return False
+    reason = "claims expired" if expired else f"no sign of life since {last_sign.isoformat()}"
+    workers_alive = (
+        GenerationJob.objects.exclude(pk=job.pk).filter(heartbeat_at__gte=stall_cutoff).exists()
+    )
+    if not workers_alive:
+        job.resends += 1
+    if job.resends > MAX_RESENDS:
+        job.status = GenerationJob.Status.FAILED
+        job.error_message = TOO_MANY_DELIVERIES_MESSAGE
+        job.error_detail = f"Sent again {MAX_RESENDS} times without progress ({reason})."
+        job.finished_at = now
+        job.save()
+        # Nothing is lost: unfinished drafts wait for "Réessayer".
+        job.drafts.filter(status=Draft.Status.RUNNING).update(
+            status=Draft.Status.PENDING, claimed_by="", claimed_at=None
+        )
+        logger.error("Job %s failed: %s", job.pk, job.error_detail)
+        return False
+    job.tasks_sent += 1  # the redelivery guard of _start_delivery counts it
+    job.sent_at = now
+    job.save(update_fields=["tasks_sent", "sent_at", "resends"])
+    from .tasks import generate_drafts
+
+    generate_drafts.delay_on_commit(job.pk)
+    logger.warning("Job %s sent again (%s; resend %s)", job.pk, reason, job.resends)
+    return True
 
 
 def worker_recover(*, hostname: str) -> int:

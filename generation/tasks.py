@@ -18,6 +18,13 @@ def generate_quick_draft(quick_draft_id: int) -> None:
     services.quick_draft_run(quick_draft_id=quick_draft_id)
 
 
+@shared_task(name="generation.tasks.recover_stalled_jobs", ignore_result=True)
+def recover_stalled_jobs() -> int:
+    """Celery beat, every APPRECIATION_RECOVERY_INTERVAL s (CELERY_BEAT_SCHEDULE): send again
+    the jobs whose worker died or whose task was lost. On the `default` queue."""
+    return services.jobs_recover_stalled()
+
+
 GENERATION_QUEUE = "gpu"
 
 

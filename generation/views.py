@@ -59,8 +59,7 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
     job = selectors.active_job(assignment=assignment, term=term) or (
         GenerationJob.objects.filter(assignment=assignment, term=term).first()
     )
-    if job is not None:
-        job = services.job_detect_stalled(job=job)
+    # Read only: a stalled job is sent again by the periodic recovery, never by a page view.
     # Before reading the rows: a draft committed after them comes with the next poll.
     since = _drafts_settled_until(job, timezone.now())
     rows = selectors.review_rows(assignment=assignment, term=term)
@@ -154,7 +153,7 @@ def _own_job(request: HttpRequest, job_pk: int) -> GenerationJob:
 @require_GET
 def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
     """The progress bar, plus the rows whose draft arrived since the last poll (out of band)."""
-    job = services.job_detect_stalled(job=_own_job(request, job_pk))
+    job = _own_job(request, job_pk)  # read only, like every GET
     form = ProgressForm(request.GET)
     if not form.is_valid():
         return HttpResponseBadRequest("Paramètre « since » invalide : rechargez la page.")

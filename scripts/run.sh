@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: migrate, seed the demo school if the database is empty, then run the web server
-# and a real Celery worker together until Ctrl-C stops both.
+# and a real Celery worker (with Celery beat) together until Ctrl-C stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -37,10 +37,13 @@ fi
 $BIN/celery -A appreciation_site worker -Q default,gpu --pool=solo --concurrency=1 \
   --prefetch-multiplier=1 --loglevel=INFO --hostname="local@%h" &
 WORKER_PID=$!
+# Celery beat: the periodic recovery that sends stalled jobs again (CELERY_BEAT_SCHEDULE).
+$BIN/celery -A appreciation_site beat --loglevel=INFO --schedule=var/celerybeat-schedule &
+BEAT_PID=$!
 cleanup() {
   trap - INT TERM EXIT
-  kill "$WORKER_PID" 2>/dev/null || true
-  wait "$WORKER_PID" 2>/dev/null || true
+  kill "$WORKER_PID" "$BEAT_PID" 2>/dev/null || true
+  wait "$WORKER_PID" "$BEAT_PID" 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
 
@@ -48,7 +51,7 @@ cat <<MSG
 
   Plateforme d'appréciations : http://$HOST:$PORT/
   Administration de l'établissement : http://$HOST:$PORT/admin/
-  (les comptes de démonstration sont listés ci-dessus ; Ctrl-C arrête le serveur et le worker)
+  (les comptes de démonstration sont listés ci-dessus ; Ctrl-C arrête le serveur, le worker et beat)
 
 MSG
 $BIN/python manage.py runserver "$HOST:$PORT"

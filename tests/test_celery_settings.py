@@ -26,6 +26,10 @@ print(json.dumps({
     "routes": settings.CELERY_TASK_ROUTES,
     "lease": settings.APPRECIATION_LEASE_SECONDS,
     "stall": settings.APPRECIATION_STALL_SECONDS,
+    "beat": {
+        name: {"task": entry["task"], "schedule": float(entry["schedule"])}
+        for name, entry in settings.CELERY_BEAT_SCHEDULE.items()
+    },
 }))
 """
 
@@ -67,6 +71,25 @@ def test_a_claim_expires_before_a_job_is_declared_stalled():
     assert values["lease"] < values["stall"]
 
 
+def test_the_periodic_recovery_runs_every_minute_at_most():
+    values = production_settings()
+    (entry,) = [e for e in values["beat"].values() if e["task"].endswith("recover_stalled_jobs")]
+    assert 0 < entry["schedule"] <= 60
+    # Short leases, renewed by live workers: a dead worker's drafts wait minutes, not an hour.
+    assert values["lease"] <= 5 * 60 and values["stall"] <= 10 * 60
+
+
+def test_compose_runs_one_beat():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    beats = [
+        name
+        for name, service in compose["services"].items()
+        if "beat" in service.get("command", [])
+    ]
+    assert beats == ["beat"]
+    assert "-B" not in " ".join(compose["services"]["worker"]["command"])
+
+
 def test_compose_gpu_worker_is_solo_on_the_gpu_queue():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     command = compose["services"]["gpu-worker"]["command"]
@@ -77,5 +100,5 @@ def test_compose_gpu_worker_is_solo_on_the_gpu_queue():
     assert devices[0]["capabilities"] == ["gpu"]
     redis = " ".join(compose["services"]["redis"]["command"])
     assert "--appendonly yes" in redis  # the broker keeps queued tasks across a restart
-    for name in ("postgres", "redis", "web", "worker", "gpu-worker"):
+    for name in ("postgres", "redis", "web", "worker", "beat", "gpu-worker"):
         assert "healthcheck" in compose["services"][name], name

@@ -285,8 +285,25 @@ APPRECIATION_MAX_ATTEMPTS = env.int("APPRECIATION_MAX_ATTEMPTS", default=3)
 # Compute the system prompt's keys and values once per batch instead of once per student
 # (it is most of every prompt); off only to measure or to rule it out.
 APPRECIATION_PREFIX_CACHE = env.bool("APPRECIATION_PREFIX_CACHE", default=True)
-# A worker's claim on a batch of drafts expires after this (then another worker takes it
-# over); a running job with no heartbeat for APPRECIATION_STALL_SECONDS is shown as failed.
-# Both exceed the longest batch: a 3B model on a 2-core CPU takes minutes per batch.
-APPRECIATION_LEASE_SECONDS = env.int("APPRECIATION_LEASE_SECONDS", default=15 * 60)
-APPRECIATION_STALL_SECONDS = env.int("APPRECIATION_STALL_SECONDS", default=20 * 60)
+# Faults heal by themselves (README, "Faults heal by themselves"):
+# - a worker's claim on a batch of drafts (a lease) lasts APPRECIATION_LEASE_SECONDS and is
+#   renewed every quarter of it while the worker lives, however long the batch takes; a dead
+#   worker's claims expire and any live worker takes them over;
+# - every APPRECIATION_RECOVERY_INTERVAL seconds Celery beat runs
+#   generation.tasks.recover_stalled_jobs: an active job with expired claims, or with no sign
+#   of life for APPRECIATION_STALL_SECONDS (its task lost with a worker or a Redis restart), is
+#   sent again, a bounded number of times;
+# - a worker that loses its database connection reconnects and retries the step with backoff
+#   for up to APPRECIATION_DB_RETRY_SECONDS before giving the job back to the recovery.
+APPRECIATION_LEASE_SECONDS = env.int("APPRECIATION_LEASE_SECONDS", default=2 * 60)
+APPRECIATION_STALL_SECONDS = env.int("APPRECIATION_STALL_SECONDS", default=3 * 60)
+APPRECIATION_RECOVERY_INTERVAL = env.float("APPRECIATION_RECOVERY_INTERVAL", default=30.0)
+APPRECIATION_DB_RETRY_SECONDS = env.float("APPRECIATION_DB_RETRY_SECONDS", default=2 * 60)
+CELERY_BEAT_SCHEDULE = {
+    "recover-stalled-jobs": {
+        "task": "generation.tasks.recover_stalled_jobs",
+        "schedule": APPRECIATION_RECOVERY_INTERVAL,
+        # A tick that waited longer than the interval is superseded by the next one.
+        "options": {"expires": APPRECIATION_RECOVERY_INTERVAL},
+    },
+}

@@ -288,36 +288,215 @@ def test_draft_that_kills_its_worker_fails_alone(world, tiny_model_settings):
     assert job.status == GenerationJob.Status.SUCCEEDED
 
 
-def test_worker_that_vanished_is_detected(world, tiny_model_settings):
+def _ago(seconds: float):
     from datetime import timedelta
 
     from django.utils import timezone
 
+    return timezone.now() - timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The tasks the recovery sends, instead of the broker."""
+    from generation import tasks
+
+    calls = []
+    monkeypatch.setattr(
+        tasks.generate_drafts, "delay_on_commit", lambda job_id: calls.append(job_id)
+    )
+    monkeypatch.setattr(tasks.generate_drafts, "delay", lambda job_id: calls.append(job_id))
+    return calls
+
+
+def test_worker_that_vanished_is_sent_again_by_the_recovery(world, tiny_model_settings, sent):
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    sent.clear()
     services._claim_batch(job=job, hostname="gpu@gone", size=3)
+    stale = _ago(tiny_model_settings.APPRECIATION_STALL_SECONDS + 5)
+    Draft.objects.filter(job=job).update(claimed_at=stale)
     GenerationJob.objects.filter(pk=job.pk).update(
-        status=GenerationJob.Status.RUNNING,
-        heartbeat_at=timezone.now()
-        - timedelta(seconds=tiny_model_settings.APPRECIATION_STALL_SECONDS + 5),
+        status=GenerationJob.Status.RUNNING, heartbeat_at=stale, sent_at=stale
     )
+    assert services.jobs_recover_stalled() == 1
+    assert sent == [job.pk]
     job.refresh_from_db()
-    job = services.job_detect_stalled(job=job)
-    assert job.status == GenerationJob.Status.FAILED
-    assert "ne répond plus" in job.error_message
-    assert job.drafts.filter(status=Draft.Status.PENDING).count() == 3  # released for retry
+    assert job.status == GenerationJob.Status.RUNNING  # not failed: nobody has to click
+    assert job.tasks_sent == 2 and job.resends == 1
+    assert services.jobs_recover_stalled() == 0  # just sent: the next tick waits
+    # Any worker, whatever its name, takes the expired claims over and finishes the class.
+    services.job_run(job_id=job.pk, hostname="gpu@new-container")
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.SUCCEEDED
+    assert set(job.drafts.values_list("claimed_by", flat=True)) == {"gpu@new-container"}
+    assert job.resends == 0
 
 
-def test_recent_heartbeat_is_not_stalled(world, tiny_model_settings):
+def test_expired_claims_are_sent_again_before_the_stall_time(world, tiny_model_settings, sent):
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    sent.clear()
+    services._claim_batch(job=job, hostname="gpu@gone", size=2)
+    lease = tiny_model_settings.APPRECIATION_LEASE_SECONDS
+    Draft.objects.filter(job=job, status=Draft.Status.RUNNING).update(claimed_at=_ago(lease + 1))
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.Status.RUNNING, heartbeat_at=_ago(lease + 1), sent_at=_ago(lease + 1)
+    )
+    assert services.jobs_recover_stalled() == 1
+    assert sent == [job.pk]
+
+
+def test_a_live_job_and_a_fresh_queue_are_left_alone(world, tiny_model_settings, sent):
     from django.utils import timezone
 
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    sent.clear()
+    assert services.jobs_recover_stalled() == 0  # queued just now
+    services._claim_batch(job=job, hostname="gpu@slow", size=3)
     GenerationJob.objects.filter(pk=job.pk).update(
         status=GenerationJob.Status.RUNNING, heartbeat_at=timezone.now()
     )
+    assert services.jobs_recover_stalled() == 0
+    assert sent == []
+
+
+def test_a_lost_queued_task_is_sent_again(world, tiny_model_settings, sent):
+    """Redis restarted without persistence: the queue is empty, the database says queued."""
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    sent.clear()
+    GenerationJob.objects.filter(pk=job.pk).update(
+        sent_at=_ago(tiny_model_settings.APPRECIATION_STALL_SECONDS + 1)
+    )
+    assert services.jobs_recover_stalled() == 1
+    assert sent == [job.pk]
+
+
+def test_a_live_workers_lease_is_renewed_not_robbed(world, tiny_model_settings):
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
+    mine = services._claim_batch(job=job, hostname="gpu@slow", size=2)
+    lease = tiny_model_settings.APPRECIATION_LEASE_SECONDS
+    Draft.objects.filter(job=job, status=Draft.Status.RUNNING).update(claimed_at=_ago(lease - 1))
+    assert services.lease_renew(job_id=job.pk, hostname="gpu@slow") == 2
+    assert services.lease_renew(job_id=job.pk, hostname="gpu@other") == 0
+    # Long after the first lease would have run out, another worker finds nothing of it.
+    other = services._claim_batch(job=job, hostname="gpu@other", size=3)
+    assert {d.pk for d in other}.isdisjoint({d.pk for d in mine})
+    assert set(
+        Draft.objects.filter(pk__in=[d.pk for d in mine]).values_list("claimed_by", flat=True)
+    ) == {"gpu@slow"}
+
+
+def test_the_lease_keeper_renews_while_a_batch_takes_longer_than_the_lease(
+    world, tiny_model_settings
+):
+    import time
+
+    tiny_model_settings.APPRECIATION_LEASE_SECONDS = 1
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
+    mine = services._claim_batch(job=job, hostname="gpu@slow", size=3)
+    with services._LeaseKeeper(job_id=job.pk, hostname="gpu@slow"):
+        time.sleep(2.5)  # a batch two and a half leases long
+        assert services._claim_batch(job=job, hostname="gpu@thief", size=3) == []
+    assert len(mine) == 3
+
+
+def test_resends_without_any_worker_alive_are_bounded(world, tiny_model_settings, sent):
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    services._claim_batch(job=job, hostname="gpu@gone", size=2)
+    stale = _ago(tiny_model_settings.APPRECIATION_STALL_SECONDS + 5)
+    Draft.objects.filter(job=job, status=Draft.Status.RUNNING).update(claimed_at=stale)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.Status.RUNNING,
+        heartbeat_at=stale,
+        sent_at=stale,
+        resends=services.MAX_RESENDS,
+    )
+    sent.clear()
+    assert services.jobs_recover_stalled() == 0
+    assert sent == []
     job.refresh_from_db()
-    assert services.job_detect_stalled(job=job).status == GenerationJob.Status.RUNNING
+    assert job.status == GenerationJob.Status.FAILED
+    assert job.error_message == services.TOO_MANY_DELIVERIES_MESSAGE
+    assert "Réessayer" in job.error_message
+    assert job.drafts.filter(status=Draft.Status.PENDING).count() == 3  # kept for « Réessayer »
+
+
+def test_resends_while_other_jobs_progress_are_not_counted(world, tiny_model_settings, sent):
+    """A long queue is no fault: another job's fresh heartbeat shows the workers alive."""
+    from django.utils import timezone
+
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    GenerationJob.objects.create(  # another class's job, on a live worker
+        assignment=world.other_assignment,
+        term=world.term,
+        status=GenerationJob.Status.RUNNING,
+        heartbeat_at=timezone.now(),
+    )
+    GenerationJob.objects.filter(pk=job.pk).update(
+        sent_at=_ago(tiny_model_settings.APPRECIATION_STALL_SECONDS + 1),
+        resends=services.MAX_RESENDS,
+    )
+    sent.clear()
+    assert services.jobs_recover_stalled() == 1
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.QUEUED and job.resends == services.MAX_RESENDS
+
+
+def test_a_database_blink_is_retried_and_fails_nothing(world, tiny_model_settings, monkeypatch):
+    from django.db import OperationalError
+
+    tiny_model_settings.APPRECIATION_DB_RETRY_SECONDS = 30
+    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    real_claim, real_write = services._claim_batch, services._write_outcomes
+    failures = {"claim": 2, "write": 1}
+
+    def flaky(name, real):
+        def step(**kwargs):
+            if failures[name]:
+                failures[name] -= 1
+                raise OperationalError("server closed the connection unexpectedly")
+            return real(**kwargs)
+
+        return step
+
+    monkeypatch.setattr(services, "_claim_batch", flaky("claim", real_claim))
+    monkeypatch.setattr(services, "_write_outcomes", flaky("write", real_write))
+    services.job_run(job_id=job.pk, hostname="gpu@a")
+    job.refresh_from_db()
+    assert failures == {"claim": 0, "write": 0}
+    assert job.status == GenerationJob.Status.SUCCEEDED
+    assert job.drafts.filter(status=Draft.Status.GENERATED).count() == 3
+
+
+def test_a_database_gone_for_good_leaves_the_job_to_the_recovery(
+    world, tiny_model_settings, monkeypatch
+):
+    from django.db import OperationalError
+
+    tiny_model_settings.APPRECIATION_DB_RETRY_SECONDS = 0.2
+    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+
+    def down(**kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(services, "_write_outcomes", down)
+    services.job_run(job_id=job.pk, hostname="gpu@a")
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.RUNNING  # never failed because the DB blinked
+    assert job.error_message == ""
 
 
 def test_restarted_worker_releases_and_resends(world, tiny_model_settings, monkeypatch):
