@@ -141,7 +141,13 @@ class SchoolScopedAdmin(admin.ModelAdmin):
 @admin.register(School)
 class SchoolAdmin(SchoolScopedAdmin):
     school_path = "pk"
-    fields = ["name", "uai", "appreciation_max_chars", "requires_head_approval"]
+    fields = [
+        "name",
+        "uai",
+        "appreciation_max_chars",
+        "requires_head_approval",
+        "typographic_spaces",
+    ]
     list_display = ["name", "uai", "appreciation_max_chars", "requires_head_approval"]
 
     def has_add_permission(self, request) -> bool:
@@ -215,9 +221,7 @@ class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "role" and not request.user.is_superuser:
             kwargs["choices"] = [
-                (value, label)
-                for value, label in db_field.choices
-                if value in self.MANAGED_ROLES
+                (value, label) for value, label in db_field.choices if value in self.MANAGED_ROLES
             ]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 

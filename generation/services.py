@@ -26,7 +26,7 @@ from .backends import (
     ModelLoadError,
     get_backend,
 )
-from .checks import CheckFlag, check_text
+from .checks import CheckFlag, check_text, collapse_spaces
 from .drafting import DraftItem, draft_with_checks
 from .models import (
     Appreciation,
@@ -439,6 +439,7 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
     names = selectors.class_student_names(assignment=assignment)
     banned = selectors.school_banned_phrases(school_id=assignment.school_class.school_id)
     max_chars = assignment.school_class.school.appreciation_max_chars
+    typographic_spaces = assignment.school_class.school.typographic_spaces
     info = backend.model_info()
     size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(backend)
     batch_index = 0
@@ -461,6 +462,7 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
                         forbidden_names=names,
                         banned_phrases=banned,
                         max_chars=max_chars,
+                        typographic_spaces=typographic_spaces,
                     )
                     for draft in batch
                 ],
@@ -614,7 +616,8 @@ class NeedsConfirmationError(ValidationError):
 
 
 def _clean_final_text(text: str, *, max_chars: int) -> str:
-    text = " ".join((text or "").split())
+    # One line; the no-break spaces a teacher (or a suggestion) put before « ; : ! ? » stay.
+    text = collapse_spaces(text or "")
     if not text:
         raise ValidationError("L'appréciation est vide : écrivez un texte avant de valider.")
     if len(text) > 2000:
@@ -685,6 +688,7 @@ def draft_validate(
             final_text,
             forbidden_names=selectors.class_student_names(assignment=assignment),
             banned_phrases=selectors.school_banned_phrases(school_id=school.pk),
+            typographic_spaces=school.typographic_spaces,
         )
         if flags:
             raise NeedsConfirmationError(flags)
@@ -863,6 +867,7 @@ def quick_draft_run(*, quick_draft_id: int, backend: BaseBackend | None = None) 
                     messages=quick.prompt_messages,
                     banned_phrases=selectors.school_banned_phrases(school_id=quick.school_id),
                     max_chars=quick.school.appreciation_max_chars,
+                    typographic_spaces=quick.school.typographic_spaces,
                 )
             ],
             max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,

@@ -28,6 +28,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, fail: bool, **options) -> None:
+        self._report_grammar()
         availability = check_configured_model()
         if availability.available:
             self.stdout.write(
@@ -48,6 +49,33 @@ class Command(BaseCommand):
         self.stdout.write(INSTALL_HINT)
         if fail:
             raise SystemExit(1)
+
+
+    def _report_grammar(self) -> None:
+        """Grammalecte is loaded here (under a second): this process checks texts as the
+        web server and the workers do. Its absence never fails the command: texts are then
+        drafted and validated without the grammar check."""
+        from generation import grammar
+
+        status = grammar.status()
+        if status.available:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Correcteur grammatical : disponible ({status.detail}),"
+                    f" chargé en {status.load_seconds * 1000:.0f} ms."
+                )
+            )
+            return
+        self.stdout.write(
+            self.style.WARNING(
+                "Correcteur grammatical : INDISPONIBLE. Les textes ne sont pas vérifiés pour"
+                f" la grammaire, l'orthographe et la typographie ({status.detail})."
+            )
+        )
+        self.stdout.write(
+            "Installez le paquet Debian python3-grammalecte (apt-get install"
+            " python3-grammalecte), ou indiquez son dossier dans GRAMMALECTE_PATH."
+        )
 
 
 def check_configured_model() -> ModelAvailability:
