@@ -137,12 +137,17 @@ def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
         return HttpResponseBadRequest("Paramètre « since » invalide : rechargez la page.")
     since = form.cleaned_data["since"] or job.created_at
     now = timezone.now()
-    changed_students = list(
+    changed = list(
         # order_by(): Draft's default ordering would join the students for nothing.
         job.drafts.filter(generated_at__gt=since, generated_at__lte=now)
         .order_by()
-        .values_list("student_id", flat=True)
+        .values_list("student_id", "generated_at")
     )
+    changed_students = [student_id for student_id, _ in changed]
+    # The next poll starts after the newest draft seen, not at `now`: a batch is stamped
+    # when its transaction starts and seen when it commits, so a poll in between must not
+    # skip it (drafts are checked before they are written; a slow check made it visible).
+    since = max((generated_at for _, generated_at in changed), default=since)
     rows = []
     if changed_students:
         rows = selectors.review_rows(
@@ -155,7 +160,7 @@ def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
         "term": job.term,
         "job": job,
         "progress": selectors.job_progress(job=job),
-        "since": now.isoformat(),
+        "since": since.isoformat(),
         "oob_rows": rows,
         "editable": not job.term.is_closed,
         "max_chars": job.assignment.school_class.school.appreciation_max_chars,
