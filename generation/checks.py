@@ -205,7 +205,14 @@ def check_text(
     found = [flag for flag in flags if flag is not None]
     # Grammar and spelling mean nothing in another language, or in an empty text.
     if word_count(text) and not any(flag.code == "language" for flag in found):
-        found += grammar.check(text, typographic_spaces=typographic_spaces)
+        # A student's name is not in the dictionary: the name flag says it already, and a
+        # spelling flag would quote it once more in the stored flags.
+        names = {variant for name in forbidden_names for variant in _name_variants(name)}
+        found += [
+            flag
+            for flag in grammar.check(text, typographic_spaces=typographic_spaces)
+            if not (flag.code == "spelling" and normalize(flag.original) in names)
+        ]
     return found
 
 

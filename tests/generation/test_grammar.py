@@ -306,3 +306,11 @@ def test_check_model_reports_grammalecte(settings):
     out = StringIO()
     call_command("check_model", stdout=out)
     assert "Correcteur grammatical : disponible (Grammalecte 2." in out.getvalue()
+
+
+@pytest.mark.usefixtures("grammalecte")
+def test_a_students_name_is_flagged_as_a_name_not_as_a_misspelling():
+    text = "Trimestre sérieux pour Maëlys Kerjean, à poursuivre."
+    assert [(f.code, f.original) for f in check_text(text)] == [("spelling", "Kerjean")]
+    flags = check_text(text, forbidden_names=["Maëlys Kerjean"])
+    assert [f.code for f in flags] == ["name"]
