@@ -50,7 +50,6 @@ class Command(BaseCommand):
         if fail:
             raise SystemExit(1)
 
-
     def _report_grammar(self) -> None:
         """Grammalecte is loaded here (under a second): this process checks texts as the
         web server and the workers do. Its absence never fails the command: texts are then
