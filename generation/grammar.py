@@ -62,7 +62,7 @@ _OPTIONS_OFF = ("apos", "typo", "eepi", "esp", "tab", "unit", "num", "nf", "chim
 _TYPOGRAPHY_TYPES = frozenset({"nbsp", "esp", "typo", "apos", "unit"})
 # Acronyms (SVT, HGGSP, EPS) are not in the dictionary and are not misspellings.
 _ACRONYM = re.compile(r"^[A-ZÀ-Ý]{2,}$")
-# A no-break space before « ; : ! ? » (the kind the school did not choose), for _space_kind.
+# A no-break space before « ; : ! ? » (of the kind the school did not choose: _space_kind_flags).
 _NO_BREAK_BEFORE_PUNCT = re.compile(r"[\u00a0\u202f](?=[;:!?])")
 # Where a typographic space goes: between a word and a run of « ; : ! ? » that ends a
 # clause (followed by a space or the end), replacing the plain space if there is one. Not in

@@ -28,7 +28,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, fail: bool, **options) -> None:
-        self._report_grammar()
         availability = check_configured_model()
         if availability.available:
             self.stdout.write(
@@ -38,16 +37,17 @@ class Command(BaseCommand):
                     f" {availability.seconds * 1000:.0f} ms sans le charger."
                 )
             )
-            return
-        self.stdout.write(
-            self.style.WARNING(
-                "Modèle : ABSENT. Le serveur de calcul ne pourra pas rédiger d'appréciations."
+        else:
+            self.stdout.write(
+                self.style.WARNING(
+                    "Modèle : ABSENT. Le serveur de calcul ne pourra pas rédiger d'appréciations."
+                )
             )
-        )
-        for reason in availability.missing:
-            self.stdout.write(f"  - {reason}")
-        self.stdout.write(INSTALL_HINT)
-        if fail:
+            for reason in availability.missing:
+                self.stdout.write(f"  - {reason}")
+            self.stdout.write(INSTALL_HINT)
+        self._report_grammar()
+        if fail and not availability.available:
             raise SystemExit(1)
 
     def _report_grammar(self) -> None:
