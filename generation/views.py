@@ -17,7 +17,7 @@ from classes import selectors as class_selectors
 from classes.models import Student, TeachingAssignment, Term
 from classes.views import assignment_and_term_or_404
 
-from . import selectors, services
+from . import grammar, selectors, services
 from .forms import (
     FeedbackForm,
     JobStartForm,
@@ -62,6 +62,9 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
         "worker_states": selectors.worker_states(),
         "job_model_missing": selectors.job_failed_for_missing_model(job=job),
         "sees_model_setup": selectors.sees_model_setup(user=request.user),
+        # This process's grammar checker (the one validation uses), told to administrators.
+        "grammar_unavailable": selectors.sees_model_setup(user=request.user)
+        and not grammar.status().available,
         "test_model": settings.APPRECIATION_TEST_MODEL
         or any(r.draft and r.draft.is_test_model for r in rows),
         "feedback_reasons": Feedback.Reason.choices,

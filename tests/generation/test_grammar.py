@@ -314,3 +314,23 @@ def test_a_students_name_is_flagged_as_a_name_not_as_a_misspelling():
     assert [(f.code, f.original) for f in check_text(text)] == [("spelling", "Kerjean")]
     flags = check_text(text, forbidden_names=["Maëlys Kerjean"])
     assert [f.code for f in flags] == ["name"]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("no_grammalecte")
+def test_the_review_page_tells_administrators_only(world, login):
+    url = review_url(world)
+    assert "Correcteur grammatical indisponible" not in login(world.teacher).get(url).text
+    world.teacher.role = world.teacher.Role.SCHOOL_ADMIN
+    world.teacher.save()
+    page = login(world.teacher).get(url).content.decode()
+    assert "Correcteur grammatical indisponible" in page and "python3-grammalecte" in page
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("grammalecte")
+def test_the_review_page_says_nothing_when_it_works(world, login):
+    world.teacher.role = world.teacher.Role.SCHOOL_ADMIN
+    world.teacher.save()
+    page = login(world.teacher).get(review_url(world)).content.decode()
+    assert "Correcteur grammatical indisponible" not in page
