@@ -25,6 +25,8 @@ from itertools import groupby
 
 from django.template.loader import render_to_string
 
+from generation.checks import collapse_spaces
+
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection"),
 # the full-width forms included: some spreadsheets fold them to their ASCII twins.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -316,9 +318,10 @@ def copy_all_text(texts: Sequence[str]) -> str:
     """One appréciation per line, in class order, for pasting into a column (Pronote).
 
     A student without an appréciation keeps an empty line, so the lines stay aligned with the
-    class list; line breaks inside a text would shift them, so they become spaces.
+    class list; line breaks inside a text would shift them, so they become spaces. The
+    school's no-break spaces before « ; : ! ? » stay.
     """
-    return "\n".join(" ".join(text.split()) for text in texts)
+    return "\n".join(collapse_spaces(text) for text in texts)
 
 
 # --- The feedback dataset ----------------------------------------------------------------------

@@ -334,3 +334,10 @@ def test_the_review_page_says_nothing_when_it_works(world, login):
     world.teacher.save()
     page = login(world.teacher).get(review_url(world)).content.decode()
     assert "Correcteur grammatical indisponible" not in page
+
+
+def test_copy_for_pronote_keeps_the_schools_spaces():
+    from generation.exports import copy_all_text
+
+    text = f"Bon trimestre{NNBSP}! Des efforts{NBSP}:\nà poursuivre."
+    assert copy_all_text([text, ""]) == f"Bon trimestre{NNBSP}! Des efforts{NBSP}: à poursuivre.\n"
