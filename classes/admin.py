@@ -144,7 +144,16 @@ class SchoolAdmin(SchoolScopedAdmin):
     fieldsets = [
         (
             None,
-            {"fields": ["name", "city", "uai", "appreciation_max_chars", "requires_head_approval"]},
+            {
+                "fields": [
+                    "name",
+                    "city",
+                    "uai",
+                    "appreciation_max_chars",
+                    "requires_head_approval",
+                    "typographic_spaces",
+                ]
+            },
         ),
         (
             "Connexion par l'ENT (CAS)",

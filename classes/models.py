@@ -101,6 +101,25 @@ class School(models.Model):
         help_text="Seuls les enseignants de l'établissement sont recherchés.",
     )
 
+    class TypographicSpaces(models.TextChoices):
+        # Values shared with generation.grammar (SPACES_*), which sets Grammalecte by them.
+        NONE = "none", "Pas de règle (espace simple ou aucune)"
+        NARROW = "narrow", "Espace fine insécable (U+202F)"
+        NBSP = "nbsp", "Espace insécable (U+00A0)"
+
+    # None by default: the texts and exports of a school stay as they were until it chooses.
+    typographic_spaces = models.CharField(
+        "espace avant « ; : ! ? »",
+        max_length=10,
+        choices=TypographicSpaces.choices,
+        default=TypographicSpaces.NONE,
+        help_text=(
+            "La typographie française met une espace insécable avant ces signes. Le correcteur"
+            " signale l'espace manquante selon ce choix et les brouillons du modèle la"
+            " reçoivent ; « Pas de règle » ne vérifie rien."
+        ),
+    )
+
     class Meta:
         verbose_name = "établissement"
         verbose_name_plural = "établissements"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import unicodedata
 
 
-def clean_line(value: str) -> str:
-    """One line of visible text: invisible format characters dropped, runs of spaces collapsed.
+def strip_invisible(value: str) -> str:
+    """The text without invisible format characters; spacing left as it is.
 
     Unicode's "Cf" characters (bidi overrides such as U+202E, zero-width spaces and joiners,
     stray byte order marks) are invisible on screen but travel into every file: they would
     reverse a name or a sentence on a report card, or make two equal logins differ. Control,
     line and paragraph separators and unassigned surrogates/private-use characters become
-    spaces, so the result is always a single line.
+    spaces.
     """
     kept = []
     for char in value:
@@ -20,7 +20,13 @@ def clean_line(value: str) -> str:
         if category == "Cf":
             continue
         kept.append(" " if category in ("Cc", "Zl", "Zp", "Cs", "Co") else char)
-    return " ".join("".join(kept).split())
+    return "".join(kept)
+
+
+def clean_line(value: str) -> str:
+    """One line of visible text: invisible characters dropped (strip_invisible), runs of
+    spaces collapsed."""
+    return " ".join(strip_invisible(value).split())
 
 
 # Gepi's login: what its import file matches. A space, `;`, `"` or `\` would not survive the

@@ -1,9 +1,11 @@
 # The web image: Django, Celery, no torch.
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# WeasyPrint (the PDF report cards) needs Pango and a font.
+# WeasyPrint (the PDF report cards) needs Pango and a font. python3-grammalecte: the French
+# grammar checker a teacher's text goes through at validation (generation/grammar.py imports
+# it from /usr/lib/python3/dist-packages, GRAMMALECTE_PATH).
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+        libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core python3-grammalecte \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.lock pyproject.toml ./

@@ -58,15 +58,22 @@ _HARMLESS_IDIOMS = ("nul doute", "nulle part")
 
 # Lower weight = lighter flag. A leaked name is the worst (personal data in a report card),
 # then a leaked grade (the prompt forbids it), then a text the teacher cannot use as is.
+# A grammar or spelling error is a real fault in a report card, yet less grave than a leak or
+# a vague or hurtful wording; a typographic space is the lightest.
 SEVERITY = {
     "name": 100,
     "grade": 50,
     "language": 40,
     "wording": 30,
+    "grammar": 25,
+    "spelling": 25,
     "personal": 20,
     "length": 10,
     "too_long_chars": 10,
+    "typography": 5,
 }
+# Codes that flag each error on its own (a span and its suggestions); the others, once a text.
+PER_ERROR_CODES = frozenset({"grammar", "spelling", "typography"})
 
 _SINGLE_QUOTES = "'‘’"
 _OPENING_QUOTES = '"«“„'
@@ -120,6 +127,14 @@ _PERSONAL_WORDS = frozenset(
 )
 _PERSONAL_ELIDED = ("t'", "j'", "m'")
 
+_SPACE_RUN = re.compile(r"\s+")
+_KEPT_SPACES = frozenset("\u00a0\u202f")
+
+
+def _one_space(match: re.Match) -> str:
+    return match.group() if match.group() in _KEPT_SPACES else " "
+
+
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 
 
@@ -127,6 +142,13 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 class CheckFlag:
     code: str
     message: str
+    # Grammalecte's flags (grammar, spelling, typography) name a span of the checked text,
+    # in characters, the text of that span (the page checks it is still there before a
+    # suggestion replaces it) and the replacements it suggests.
+    start: int | None = None
+    end: int | None = None
+    original: str = ""
+    suggestions: tuple[str, ...] = ()
 
 
 def normalize(text: str) -> str:
@@ -141,9 +163,15 @@ def word_count(text: str) -> int:
     return sum(1 for token in text.split() if any(ch.isalnum() for ch in token))
 
 
+def collapse_spaces(text: str) -> str:
+    """One line, single spaces, trimmed; a lone no-break space (U+00A0) or narrow no-break
+    space (U+202F) stays as it is: it is the school's typographic space before « ; : ! ? »."""
+    return _SPACE_RUN.sub(_one_space, text).strip()
+
+
 def clean_text(raw: str) -> str:
     """Tidy a generated text: one line, no surrounding quotes, no unfinished last sentence."""
-    text = " ".join(raw.split())
+    text = collapse_spaces(raw)
     text = _strip_quotes(text)
     text = _cut_unfinished_sentence(text)
     return _strip_quotes(text)
@@ -155,8 +183,16 @@ def check_text(
     forbidden_names: Iterable[str] = (),
     banned_phrases: Iterable[str] = (),
     max_chars: int | None = None,
+    typographic_spaces: str = "none",
 ) -> list[CheckFlag]:
-    """Every problem found in a (cleaned) text, at most one flag per code."""
+    """Every problem found in a (cleaned) text: at most one flag per code, except grammar,
+    spelling and typography (Grammalecte), one flag per error with its span and suggestions.
+
+    `typographic_spaces` is the school's space before « ; : ! ? » (see generation.grammar).
+    """
+    # Imported here: the grammar module imports CheckFlag from this one.
+    from generation import grammar
+
     flags = [
         _check_length(text),
         _check_grade(text),
@@ -166,12 +202,36 @@ def check_text(
         _check_wording(text, banned_phrases),
         _check_chars(text, max_chars),
     ]
-    return [flag for flag in flags if flag is not None]
+    found = [flag for flag in flags if flag is not None]
+    # Grammar and spelling mean nothing in another language, or in an empty text.
+    if word_count(text) and not any(flag.code == "language" for flag in found):
+        # A student's name is not in the dictionary: the name flag says it already, and a
+        # spelling flag would quote it once more in the stored flags.
+        names = {variant for name in forbidden_names for variant in _name_variants(name)}
+        found += [
+            flag
+            for flag in grammar.check(text, typographic_spaces=typographic_spaces)
+            if not (flag.code == "spelling" and normalize(flag.original) in names)
+        ]
+    return found
 
 
 def flag_severity(flags: Iterable[CheckFlag]) -> int:
-    """A score to rank failing drafts: 0 for none, lower is better."""
-    return sum(SEVERITY.get(flag.code, max(SEVERITY.values())) for flag in flags)
+    """A score to rank failing drafts: 0 for none, lower is better.
+
+    Each code counts its weight once, and each further error of a per-error code (grammar,
+    spelling, typography) one point more: three misspellings are worse than one, and never as
+    grave as a leaked name.
+    """
+    seen: set[str] = set()
+    score = 0
+    for flag in flags:
+        if flag.code in seen:
+            score += 1
+            continue
+        seen.add(flag.code)
+        score += SEVERITY.get(flag.code, max(SEVERITY.values()))
+    return score
 
 
 # --- clean_text helpers ---

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from generation.backends import BaseBackend, GenerationRequest
 from generation.checks import CheckFlag, check_text, clean_text, flag_severity
+from generation.grammar import SPACES_NONE, apply_typographic_spaces
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class DraftItem:
     forbidden_names: tuple[str, ...] = ()
     banned_phrases: tuple[str, ...] = ()
     max_chars: int | None = None
+    # The school's space before « ; : ! ? » (generation.grammar.SPACES_*).
+    typographic_spaces: str = SPACES_NONE
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,15 @@ def draft_with_checks(
         still_failing = []
         for item in pending:
             raw = by_key[item.key].text
-            text = clean_text(raw)
+            # The school's typographic spaces are the platform's to set in a model's draft:
+            # a draft is not regenerated for a space (a teacher's text is never retouched).
+            text = apply_typographic_spaces(clean_text(raw), item.typographic_spaces)
             flags = check_text(
                 text,
                 forbidden_names=item.forbidden_names,
                 banned_phrases=item.banned_phrases,
                 max_chars=item.max_chars,
+                typographic_spaces=item.typographic_spaces,
             )
             attempts[item.key] = attempt + 1
             previous = best.get(item.key)

@@ -27,6 +27,7 @@ from itertools import groupby
 from django.template.loader import render_to_string
 
 from classes.text import GEPI_LOGIN_MESSAGE, is_gepi_login
+from generation.checks import collapse_spaces
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection"),
 # the full-width forms included: some spreadsheets fold them to their ASCII twins.
@@ -452,9 +453,10 @@ def copy_all_text(texts: Sequence[str]) -> str:
     """One appréciation per line, in class order, for pasting into a column (Pronote).
 
     A student without an appréciation keeps an empty line, so the lines stay aligned with the
-    class list; line breaks inside a text would shift them, so they become spaces.
+    class list; line breaks inside a text would shift them, so they become spaces. The
+    school's no-break spaces before « ; : ! ? » stay.
     """
-    return "\n".join(" ".join(text.split()) for text in texts)
+    return "\n".join(collapse_spaces(text) for text in texts)
 
 
 # --- The feedback dataset ----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from rapidfuzz.distance import Levenshtein
 
 from classes.models import Student, Teacher, TeachingAssignment, Term
 from classes.services import ensure_term_open
-from classes.text import clean_line
+from classes.text import strip_invisible
 
 from . import selectors
 from .backends import (
@@ -29,7 +29,7 @@ from .backends import (
     ModelLoadError,
     get_backend,
 )
-from .checks import CheckFlag, check_text
+from .checks import CheckFlag, check_text, collapse_spaces
 from .drafting import DraftItem, draft_with_checks
 from .models import (
     Appreciation,
@@ -565,6 +565,7 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
     assignment = job.assignment
     names, banned = _db_step(_job_word_lists, assignment)
     max_chars = assignment.school_class.school.appreciation_max_chars
+    typographic_spaces = assignment.school_class.school.typographic_spaces
     info = backend.model_info()
     size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(backend)
     batch_index = 0
@@ -587,6 +588,7 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
                         forbidden_names=names,
                         banned_phrases=banned,
                         max_chars=max_chars,
+                        typographic_spaces=typographic_spaces,
                     )
                     for draft in batch
                 ],
@@ -814,7 +816,8 @@ class NeedsConfirmationError(ValidationError):
 def _clean_final_text(text: str, *, max_chars: int) -> str:
     # The import's cleaning: invisible characters (U+202E, zero-width, BOM) typed or pasted
     # into the form would otherwise reach Gepi, the spreadsheets and the printed page.
-    text = clean_line(text or "")
+    # One line; the no-break spaces a teacher (or a suggestion) put before « ; : ! ? » stay.
+    text = collapse_spaces(strip_invisible(text or ""))
     if not text:
         raise ValidationError("L'appréciation est vide : écrivez un texte avant de valider.")
     if len(text) > 2000:
@@ -885,6 +888,7 @@ def draft_validate(
             final_text,
             forbidden_names=selectors.class_student_names(assignment=assignment),
             banned_phrases=selectors.school_banned_phrases(school_id=school.pk),
+            typographic_spaces=school.typographic_spaces,
         )
         if flags:
             raise NeedsConfirmationError(flags)
@@ -1063,6 +1067,7 @@ def quick_draft_run(*, quick_draft_id: int, backend: BaseBackend | None = None) 
                     messages=quick.prompt_messages,
                     banned_phrases=selectors.school_banned_phrases(school_id=quick.school_id),
                     max_chars=quick.school.appreciation_max_chars,
+                    typographic_spaces=quick.school.typographic_spaces,
                 )
             ],
             max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,

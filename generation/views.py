@@ -18,7 +18,7 @@ from classes import selectors as class_selectors
 from classes.models import Student, TeachingAssignment, Term
 from classes.views import assignment_and_term_or_404
 
-from . import selectors, services
+from . import grammar, selectors, services
 from .forms import (
     FeedbackForm,
     JobStartForm,
@@ -84,6 +84,9 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
         "worker_states": selectors.worker_states(),
         "job_model_missing": selectors.job_failed_for_missing_model(job=job),
         "sees_model_setup": selectors.sees_model_setup(user=request.user),
+        # This process's grammar checker (the one validation uses), told to administrators.
+        "grammar_unavailable": selectors.sees_model_setup(user=request.user)
+        and not grammar.status().available,
         "test_model": settings.APPRECIATION_TEST_MODEL
         or any(r.draft and r.draft.is_test_model for r in rows),
         "feedback_reasons": Feedback.Reason.choices,
@@ -158,13 +161,17 @@ def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
     if not form.is_valid():
         return HttpResponseBadRequest("Paramètre « since » invalide : rechargez la page.")
     since = form.cleaned_data["since"] or job.created_at
+    # The window ends before the oldest batch still being written: its drafts are stamped when
+    # its transaction starts and seen when it commits, so they come with a later poll.
     now = _drafts_settled_until(job, timezone.now(), since=since)
-    changed_students = list(
+    changed = list(
         # order_by(): Draft's default ordering would join the students for nothing.
         job.drafts.filter(generated_at__gt=since, generated_at__lte=now)
         .order_by()
-        .values_list("student_id", flat=True)
+        .values_list("student_id", "generated_at")
     )
+    changed_students = [student_id for student_id, _ in changed]
+    since = now
     rows = []
     if changed_students:
         rows = selectors.review_rows(
@@ -177,7 +184,7 @@ def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
         "term": job.term,
         "job": job,
         "progress": selectors.job_progress(job=job),
-        "since": now.isoformat(),
+        "since": since.isoformat(),
         "oob_rows": rows,
         "editable": not job.term.is_closed,
         "max_chars": job.assignment.school_class.school.appreciation_max_chars,

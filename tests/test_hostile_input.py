@@ -40,7 +40,7 @@ from classes.imports import (
 from classes.models import Student, TermAssessment
 from classes.services import assessment_set_value
 from generation import tasks
-from generation.checks import CheckFlag, check_text, clean_text
+from generation.checks import PER_ERROR_CODES, CheckFlag, check_text, clean_text
 
 pytestmark = pytest.mark.django_db
 
@@ -411,7 +411,13 @@ def test_check_text_returns_flags_for_any_text(text, names, banned, max_chars):
     flags = check_text(text, forbidden_names=names, banned_phrases=banned, max_chars=max_chars)
     assert isinstance(flags, list)
     assert all(isinstance(flag, CheckFlag) and flag.code and flag.message for flag in flags)
-    assert len({flag.code for flag in flags}) == len(flags)  # one flag per code at most
+    # One flag per code at most, except Grammalecte's: one per error, each with its span.
+    once = [flag.code for flag in flags if flag.code not in PER_ERROR_CODES]
+    assert len(set(once)) == len(once)
+    for flag in flags:
+        if flag.code in PER_ERROR_CODES:
+            assert 0 <= flag.start < flag.end <= len(text)
+            assert text[flag.start : flag.end] == flag.original
 
 
 @FAST_SETTINGS

@@ -282,6 +282,10 @@ APPRECIATION_SEED = env.int("APPRECIATION_SEED", default=None)
 # 0 = automatic (from free GPU memory; a fixed size on CPU).
 APPRECIATION_BATCH_SIZE = env.int("APPRECIATION_BATCH_SIZE", default=0)
 APPRECIATION_MAX_ATTEMPTS = env.int("APPRECIATION_MAX_ATTEMPTS", default=3)
+# The folder holding the `grammalecte` package (Debian's python3-grammalecte installs it
+# there, for Debian's Python): only that package is imported from it (generation/grammar.py).
+# Empty: only a grammalecte importable from the venv itself.
+GRAMMALECTE_PATH = env("GRAMMALECTE_PATH", default="/usr/lib/python3/dist-packages")
 # Compute the system prompt's keys and values once per batch instead of once per student
 # (it is most of every prompt); off only to measure or to rule it out.
 APPRECIATION_PREFIX_CACHE = env.bool("APPRECIATION_PREFIX_CACHE", default=True)

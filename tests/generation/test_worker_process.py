@@ -50,10 +50,28 @@ def database_url() -> str:
 
 def start_worker(env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "appreciation_site", "worker", "-Q", "gpu",
-         "--pool=solo", "--concurrency=1", "--prefetch-multiplier=1", f"--hostname={HOSTNAME}",
-         "--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "appreciation_site",
+            "worker",
+            "-Q",
+            "gpu",
+            "--pool=solo",
+            "--concurrency=1",
+            "--prefetch-multiplier=1",
+            f"--hostname={HOSTNAME}",
+            "--loglevel=INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -116,8 +134,9 @@ def test_sigkill_mid_class_then_restart_finishes_without_duplicates(
         # Restarted under the same name, the worker releases what it held and resumes.
         worker = start_worker(env, log)
         wait(
-            lambda: GenerationJob.objects.get(pk=job.pk).status
-            not in GenerationJob.ACTIVE_STATUSES,
+            lambda: (
+                GenerationJob.objects.get(pk=job.pk).status not in GenerationJob.ACTIVE_STATUSES
+            ),
             180,
             "the job to finish after the restart",
         )

@@ -37,17 +37,44 @@ class Command(BaseCommand):
                     f" {availability.seconds * 1000:.0f} ms sans le charger."
                 )
             )
+        else:
+            self.stdout.write(
+                self.style.WARNING(
+                    "Modèle : ABSENT. Le serveur de calcul ne pourra pas rédiger d'appréciations."
+                )
+            )
+            for reason in availability.missing:
+                self.stdout.write(f"  - {reason}")
+            self.stdout.write(INSTALL_HINT)
+        self._report_grammar()
+        if fail and not availability.available:
+            raise SystemExit(1)
+
+    def _report_grammar(self) -> None:
+        """Grammalecte is loaded here (under a second): this process checks texts as the
+        web server and the workers do. Its absence never fails the command: texts are then
+        drafted and validated without the grammar check."""
+        from generation import grammar
+
+        status = grammar.status()
+        if status.available:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Correcteur grammatical : disponible ({status.detail}),"
+                    f" chargé en {status.load_seconds * 1000:.0f} ms."
+                )
+            )
             return
         self.stdout.write(
             self.style.WARNING(
-                "Modèle : ABSENT. Le serveur de calcul ne pourra pas rédiger d'appréciations."
+                "Correcteur grammatical : INDISPONIBLE. Les textes ne sont pas vérifiés pour"
+                f" la grammaire, l'orthographe et la typographie ({status.detail})."
             )
         )
-        for reason in availability.missing:
-            self.stdout.write(f"  - {reason}")
-        self.stdout.write(INSTALL_HINT)
-        if fail:
-            raise SystemExit(1)
+        self.stdout.write(
+            "Installez le paquet Debian python3-grammalecte (apt-get install"
+            " python3-grammalecte), ou indiquez son dossier dans GRAMMALECTE_PATH."
+        )
 
 
 def check_configured_model() -> ModelAvailability:

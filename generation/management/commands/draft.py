@@ -46,6 +46,12 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--max-chars", type=int, default=None)
         parser.add_argument(
+            "--typographic-spaces",
+            choices=("none", "narrow", "nbsp"),
+            default="none",
+            help="The school's space before ; : ! ? (set in the drafts, checked by Grammalecte).",
+        )
+        parser.add_argument(
             "--show-prompt", action="store_true", help="Print the messages as JSON and stop."
         )
 
@@ -91,7 +97,12 @@ class Command(BaseCommand):
         seed = options["seed"] if options["seed"] is not None else settings.APPRECIATION_SEED
         backend = get_backend()
         items = [
-            DraftItem(key=str(number), messages=messages, max_chars=options["max_chars"])
+            DraftItem(
+                key=str(number),
+                messages=messages,
+                max_chars=options["max_chars"],
+                typographic_spaces=options["typographic_spaces"],
+            )
             for number in range(1, options["count"] + 1)
         ]
         try:
