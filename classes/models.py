@@ -50,6 +50,13 @@ class Subject(models.Model):
     )
     name = models.CharField("nom", max_length=120)
     short_name = models.CharField("abréviation", max_length=20, blank=True)
+    national_code = models.CharField(
+        "code national",
+        max_length=12,
+        blank=True,
+        db_index=True,
+        help_text="Code de la matière dans les nomenclatures nationales (STS-web, « 030201 »).",
+    )
 
     class Meta:
         verbose_name = "discipline"
@@ -98,11 +105,27 @@ class Teacher(AbstractUser):
     headed_subjects = models.ManyToManyField(
         Subject, blank=True, related_name="heads", verbose_name="disciplines dirigées"
     )
+    # STS-web's INDIVIDU ID: stable across years, the key the yearly import (and the ENT
+    # sign-in) matches an account on.
+    sts_id = models.CharField(
+        "identifiant STS-web",
+        max_length=20,
+        blank=True,
+        db_index=True,
+        help_text="Identifiant de l'enseignant dans STS-web (renseigné par l'import).",
+    )
 
     class Meta:
         verbose_name = "enseignant"
         verbose_name_plural = "enseignants"
         ordering = ["last_name", "first_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["school", "sts_id"],
+                condition=~Q(sts_id=""),
+                name="teacher_school_sts_id_unique",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username
@@ -240,6 +263,24 @@ class Student(models.Model):
         max_length=64,
         blank=True,
         help_text="Identifiant de l'élève dans le logiciel de l'établissement (Gepi…).",
+    )
+    ine = models.CharField(
+        "INE", max_length=11, blank=True, db_index=True, help_text="Identifiant national élève."
+    )
+    siecle_id = models.CharField(
+        "identifiant SIECLE",
+        max_length=20,
+        blank=True,
+        db_index=True,
+        help_text="ELEVE_ID de l'export SIECLE (renseigné par l'import).",
+    )
+    birth_date = models.DateField("date de naissance", null=True, blank=True)
+    # Never deleted when SIECLE stops listing them: their grades and appréciations stay.
+    left_on = models.DateField(
+        "sorti le",
+        null=True,
+        blank=True,
+        help_text="Date de sortie de l'établissement (import SIECLE) ; vide s'il est présent.",
     )
     # Every list of students sorts on this (French order, classes.collation): the database's
     # own collation of names differs between SQLite and PostgreSQL servers.

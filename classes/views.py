@@ -167,9 +167,7 @@ def cell_update(
         cell.saved = True
     # The page's « N / M élèves ont des saisies complètes » stays true without a reload.
     complete_count = (
-        selectors.with_completion(
-            TeachingAssignment.objects.filter(pk=assignment.pk), term=term
-        )
+        selectors.with_completion(TeachingAssignment.objects.filter(pk=assignment.pk), term=term)
         .get()
         .complete_count
     )
