@@ -17,7 +17,9 @@ what. For each URL:
 is added here. Not in the table, on purpose:
 - `admin:*`: the Django admin has its own login and permission checks (tests/classes/test_admin.py,
   tests/audit/test_audit_log.py);
-- `login`: the one public page (throttled by django-axes, tests/audit/test_axes.py);
+- `login`: a public page (throttled by django-axes, tests/audit/test_axes.py);
+- `teacher_invitation`, `teacher_invitation_done`: public on purpose (an imported teacher has
+  no password yet); the link carries Django's password-reset token (tests/classes/test_siecle.py);
 - static files: served by WhiteNoise, outside the URLconf.
 """
 
@@ -38,7 +40,7 @@ from tests.factories import TeacherFactory
 pytestmark = pytest.mark.django_db
 
 MISSING = 999_999
-PUBLIC = {"login"}
+PUBLIC = {"login", "teacher_invitation", "teacher_invitation_done"}
 SKIPPED_NAMESPACES = ("admin:",)
 
 ACTORS = ("teacher", "other_teacher", "head", "admin", "foreign_teacher", "no_school")
