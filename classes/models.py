@@ -265,7 +265,11 @@ class Student(models.Model):
         help_text="Identifiant de l'élève dans le logiciel de l'établissement (Gepi…).",
     )
     ine = models.CharField(
-        "INE", max_length=11, blank=True, db_index=True, help_text="Identifiant national élève."
+        "numéro INE",
+        max_length=11,
+        blank=True,
+        db_index=True,
+        help_text="Identifiant national élève.",
     )
     siecle_id = models.CharField(
         "identifiant SIECLE",

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
                 db_index=True,
                 help_text="Identifiant national élève.",
                 max_length=11,
-                verbose_name="INE",
+                verbose_name="numéro INE",
             ),
         ),
         migrations.AddField(
