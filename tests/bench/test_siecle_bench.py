@@ -32,6 +32,6 @@ def test_siecle_benchmark_runs(tmp_path):
     runs = report["runs"]
     assert runs["siecle_first"]["counts"]["students_created"] == 120
     assert runs["siecle_rerun"]["counts"]["students_unchanged"] == 120
-    assert runs["siecle_mid_year"]["counts"]["students_left"] == 2
+    assert runs["siecle_mid_year"]["counts"]["students_left"] == 3  # students 1, 51, 101
     assert runs["sts_first"]["counts"]["teachers_created"] == 8
     assert "teachers_created" not in runs["sts_rerun"]["counts"]
