@@ -130,6 +130,9 @@ class DirectoryPlan:
     subjects: list[PlannedSubject] = field(default_factory=list)
     assignments_to_create: list[tuple[str, str, str]] = field(default_factory=list)
     assignments_existing: int = 0
+    # STS-web code -> what it maps to, for the apply step
+    subject_for: dict[str, PlannedSubject] = field(default_factory=dict)
+    teacher_for: dict[str, PlannedTeacher] = field(default_factory=dict)
 
     @property
     def is_valid(self) -> bool:
@@ -615,8 +618,8 @@ def _plan_sts(plan: DirectoryPlan, parsed: StsFile, for_update: bool) -> None:
             plan.assignments_existing += 1
             continue
         plan.assignments_to_create.append((teacher_id, division_code, subject_code))
-    plan._subject_for = subject_for  # type: ignore[attr-defined]
-    plan._teacher_for = planned_by_id  # type: ignore[attr-defined]
+    plan.subject_for = subject_for
+    plan.teacher_for = planned_by_id
 
 
 def _apply_sts(plan: DirectoryPlan) -> list[int]:
@@ -655,9 +658,9 @@ def _apply_sts(plan: DirectoryPlan) -> list[int]:
     for teacher_id, division_code, subject_code in plan.assignments_to_create:
         new.append(
             TeachingAssignment(
-                teacher=plan._teacher_for[teacher_id].teacher,  # type: ignore[attr-defined]
+                teacher=plan.teacher_for[teacher_id].teacher,
                 school_class=_class_of(_find_class(plan, division_code)),
-                subject=plan._subject_for[subject_code].subject,  # type: ignore[attr-defined]
+                subject=plan.subject_for[subject_code].subject,
             )
         )
     TeachingAssignment.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
