@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from classes.invitations import InvitationDoneView, InvitationView
 from ent import views as ent_views
 
 admin.site.site_header = "Appréciations — administration de l'établissement"
@@ -22,6 +23,12 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path(
+        "invitation/<uidb64>/<token>/",
+        InvitationView.as_view(),
+        name="teacher_invitation",
+    ),
+    path("invitation/termine/", InvitationDoneView.as_view(), name="teacher_invitation_done"),
     path("admin/", admin.site.urls),
     path("", include("generation.urls")),
     path("", include("generation.export_urls")),

@@ -15,12 +15,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.models import AuditEvent
 from audit.services import audit_record
 
+from .invitations import invitation_days, invitation_url, send_invitation
 from .models import (
     Level,
     School,
@@ -168,6 +170,29 @@ class SchoolAdmin(SchoolScopedAdmin):
         ),
     ]
     list_display = ["name", "uai", "appreciation_max_chars", "requires_head_approval"]
+    change_form_template = "admin/classes/school/change_form.html"
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<path:object_id>/import-siecle-sts/",
+                self.admin_site.admin_view(self.directory_import),
+                name="classes_school_directory_import",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def directory_import(self, request, object_id):
+        """SIECLE / STS-web import into this school (classes.views_directory)."""
+        from .views_directory import directory_import_view
+
+        self._object_in_scope_or_404(request, object_id)
+        school = self.get_queryset(request).filter(pk=unquote(object_id)).first()
+        if school is None or not self.has_change_permission(request, school):
+            raise Http404("Not in this admin's scope")
+        if request.method not in ("GET", "POST"):
+            return HttpResponse(status=405)
+        return directory_import_view(self, request, school)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "cas_server_url":
@@ -185,12 +210,14 @@ class SchoolAdmin(SchoolScopedAdmin):
 class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
     list_display = ["username", "last_name", "first_name", "email", "role", "is_active"]
     list_filter = ["role", "is_active"]
-    search_fields = ["username", "last_name", "first_name", "email", "ent_id"]
+    search_fields = ["username", "last_name", "first_name", "email", "ent_id", "sts_id"]
     filter_horizontal = ["headed_subjects"]
+    actions = ["invitation_links", "email_invitations"]
     fieldsets = [
         (None, {"fields": ["username", "password"]}),
         ("Identité", {"fields": ["last_name", "first_name", "email", "ent_id"]}),
         ("Rôle", {"fields": ["school", "role", "headed_subjects", "is_active", "is_staff"]}),
+        ("Annuaire", {"fields": ["sts_id"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [
@@ -249,6 +276,41 @@ class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
             ]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 
+    @admin.action(
+        description="Liens d'invitation (choisir son mot de passe)", permissions=["change"]
+    )
+    def invitation_links(self, request, queryset):
+        """A page of links, one per selected account, for the admin to copy or send."""
+        teachers = list(queryset.order_by("last_name", "first_name"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Liens d'invitation",
+            "opts": self.model._meta,
+            "invitations": [(t, invitation_url(request, t)) for t in teachers],
+            "invitation_days": invitation_days(),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/classes/teacher/invitations.html", context)
+
+    @admin.action(description="Envoyer l'invitation par courriel", permissions=["change"])
+    def email_invitations(self, request, queryset):
+        sent = missing = 0
+        for teacher in queryset.select_related("school"):
+            if send_invitation(request, teacher):
+                sent += 1
+            else:
+                missing += 1
+        self.message_user(
+            request, f"{sent} invitation(s) envoyée(s) par courriel.", messages.SUCCESS
+        )
+        if missing:
+            self.message_user(
+                request,
+                f"{missing} compte(s) sans adresse électronique : copiez leur lien "
+                "(« Liens d'invitation »).",
+                messages.WARNING,
+            )
+
     def user_change_password(self, request, id, form_url=""):
         # The user admin's own view takes the object from get_queryset: made explicit, an
         # account out of scope is the same 404 as a missing one.
@@ -258,8 +320,8 @@ class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
 
 @admin.register(Subject)
 class SubjectAdmin(SchoolScopedAdmin):
-    fields = ["name", "short_name"]
-    list_display = ["name", "short_name", "school"]
+    fields = ["name", "short_name", "national_code"]
+    list_display = ["name", "short_name", "national_code", "school"]
 
     def get_queryset(self, request):
         queryset = admin.ModelAdmin.get_queryset(self, request)
@@ -315,7 +377,7 @@ class TermAdmin(SchoolScopedAdmin):
 
 class StudentInline(admin.TabularInline):
     model = Student
-    fields = ["last_name", "first_name", "is_repeating", "external_id", "gepi_login"]
+    fields = ["last_name", "first_name", "is_repeating", "external_id", "gepi_login", "left_on"]
     extra = 0
 
 
@@ -363,10 +425,14 @@ class StudentAdmin(SchoolScopedAdmin):
         "is_repeating",
         "external_id",
         "gepi_login",
+        "ine",
+        "siecle_id",
+        "birth_date",
+        "left_on",
     ]
-    list_display = ["name", "first_name", "school_class", "is_repeating"]
-    list_filter = ["school_class"]
-    search_fields = ["last_name", "first_name", "external_id", "gepi_login"]
+    list_display = ["name", "first_name", "school_class", "is_repeating", "left_on"]
+    list_filter = ["school_class", ("left_on", admin.EmptyFieldListFilter)]
+    search_fields = ["last_name", "first_name", "external_id", "gepi_login", "ine"]
     actions = ["export_student_data", "erase_student_data"]
 
     # Sorting the column sorts as a class list (French order), not by code point.

@@ -146,6 +146,13 @@ class Subject(models.Model):
     )
     name = models.CharField("nom", max_length=120)
     short_name = models.CharField("abréviation", max_length=20, blank=True)
+    national_code = models.CharField(
+        "code national",
+        max_length=12,
+        blank=True,
+        db_index=True,
+        help_text="Code de la matière dans les nomenclatures nationales (STS-web, « 030201 »).",
+    )
 
     class Meta:
         verbose_name = "discipline"
@@ -202,6 +209,15 @@ class Teacher(AbstractUser):
         blank=True,
         help_text="Utilisé pour la connexion par l'ENT si l'établissement l'a choisi.",
     )
+    # STS-web's INDIVIDU ID: stable across years, the key the yearly import (and the ENT
+    # sign-in) matches an account on.
+    sts_id = models.CharField(
+        "identifiant STS-web",
+        max_length=20,
+        blank=True,
+        db_index=True,
+        help_text="Identifiant de l'enseignant dans STS-web (renseigné par l'import).",
+    )
 
     class Meta:
         verbose_name = "enseignant"
@@ -212,7 +228,12 @@ class Teacher(AbstractUser):
                 fields=["school", "ent_id"],
                 condition=~Q(ent_id=""),
                 name="teacher_school_ent_id_unique",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["school", "sts_id"],
+                condition=~Q(sts_id=""),
+                name="teacher_school_sts_id_unique",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -360,6 +381,28 @@ class Student(models.Model):
         validators=[validate_gepi_login],
         help_text="Login de l'élève dans Gepi (colonne IDENTIFIANT des listes exportées par"
         " Gepi) : le fichier d'import Gepi en a besoin.",
+    )
+    ine = models.CharField(
+        "numéro INE",
+        max_length=11,
+        blank=True,
+        db_index=True,
+        help_text="Identifiant national élève.",
+    )
+    siecle_id = models.CharField(
+        "identifiant SIECLE",
+        max_length=20,
+        blank=True,
+        db_index=True,
+        help_text="ELEVE_ID de l'export SIECLE (renseigné par l'import).",
+    )
+    birth_date = models.DateField("date de naissance", null=True, blank=True)
+    # Never deleted when SIECLE stops listing them: their grades and appréciations stay.
+    left_on = models.DateField(
+        "sorti le",
+        null=True,
+        blank=True,
+        help_text="Date de sortie de l'établissement (import SIECLE) ; vide s'il est présent.",
     )
     # Every list of students sorts on this (French order, classes.collation): the database's
     # own collation of names differs between SQLite and PostgreSQL servers.

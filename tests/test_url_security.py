@@ -20,6 +20,8 @@ is added here. Not in the table, on purpose:
 - `login`: the one public page (throttled by django-axes, tests/audit/test_axes.py);
 - `ent_login`: the ENT sign-in (CAS), public too: it signs in only the teacher a school's CAS
   server names (tests/ent/);
+- `teacher_invitation`, `teacher_invitation_done`: public on purpose (an imported teacher has
+  no password yet); the link carries Django's password-reset token (tests/classes/test_siecle.py);
 - static files: served by WhiteNoise, outside the URLconf.
 """
 
@@ -40,7 +42,7 @@ from tests.factories import TeacherFactory
 pytestmark = pytest.mark.django_db
 
 MISSING = 999_999
-PUBLIC = {"login", "ent_login"}
+PUBLIC = {"login", "ent_login", "teacher_invitation", "teacher_invitation_done"}
 SKIPPED_NAMESPACES = ("admin:",)
 
 ACTORS = ("teacher", "other_teacher", "head", "admin", "foreign_teacher", "no_school")
