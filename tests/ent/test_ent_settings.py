@@ -28,6 +28,8 @@ def school_form(school: School, **changes) -> dict:
         "name": school.name,
         "uai": school.uai,
         "appreciation_max_chars": school.appreciation_max_chars,
+        "city": school.city,
+        "typographic_spaces": school.typographic_spaces,
         "cas_server_url": "",
         "cas_user_attribute": "",
         "cas_match_field": "username",
