@@ -747,6 +747,7 @@ class ConflictError(ValidationError):
         self.appreciation = appreciation
 
 
+@transaction.atomic
 def appreciation_propose(*, draft: Draft) -> Appreciation:
     """A generated draft reaches its student's appreciation.
 
