@@ -218,7 +218,7 @@ class TestReviewPage:
         text = "Les résultats sont encourageant ; les efforts doivent continuer."
         make_draft(world, student, text=text, flags=[])
         draft = Draft.objects.get(student=student)
-        # Flags as the worker stores them (services._write_outcomes).
+        # Flags as the worker stores them (services.runner._write_outcomes).
         from dataclasses import asdict
 
         draft.flags = [asdict(flag) for flag in check_text(text)]
