@@ -31,10 +31,9 @@ from classes.models import (
     Term,
     TermAssessment,
 )
-from classes.student_data import PLACEHOLDER
 
 # The checks of the drafts, reused on the teachers' final texts.
-from .checks import INSTITUTION_WORDS, MAX_WORDS, KnownNames, check_grade, word_count
+from .checks import INSTITUTION_WORDS, MAX_WORDS, PLACEHOLDER, KnownNames, check_grade, word_count
 from .exports import (
     DATASET_FORMATS,
     PREFERENCE_JSONL,

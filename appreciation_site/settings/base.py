@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "template_partials.apps.SimpleAppConfig",
     "classes",
     "generation",
+    "worker",
+    "privacy",
     # Security (issue 6): login throttling, Content-Security-Policy, audit log.
     "axes",
     "csp",

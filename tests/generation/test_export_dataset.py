@@ -490,9 +490,9 @@ def test_admin_index_shows_rows_and_reasons(world, login):
 
 
 def test_rows_scrubbed_by_an_erasure_are_left_out(world):
-    from classes.student_data import PLACEHOLDER
     from generation.export_selectors import LeftOut, dataset_selection
     from generation.models import Feedback
+    from privacy.student_data import PLACEHOLDER
 
     Feedback.objects.create(
         school=world.school,
