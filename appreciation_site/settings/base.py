@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "classes",
     "generation",
     "worker",
+    "exports",
     "privacy",
     # Security (issue 6): login throttling, Content-Security-Policy, audit log.
     "axes",

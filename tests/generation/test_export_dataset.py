@@ -16,8 +16,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from generation.export_selectors import LeftOut, dataset_row_id, dataset_selection
-from generation.exports import DATASET_CSV_COLUMNS, DATASET_FORMATS, dataset_csv
+from exports.builders import DATASET_CSV_COLUMNS, DATASET_FORMATS, dataset_csv
+from exports.dataset import LeftOut, dataset_row_id, dataset_selection
 from generation.models import Appreciation, Draft, Feedback, GenerationJob
 from generation.prompts import PromptInputs, build_messages
 from tests.factories import StudentFactory
@@ -448,7 +448,7 @@ def test_admin_downloads_their_schools_dataset_only(world, login, caplog):
     make_feedback(world, final_text="Trimestre à 8/20, des difficultés.")
     make_feedback(world, assignment=world.foreign_assignment, final_text="Autre établissement.")
 
-    with caplog.at_level(logging.INFO, logger="generation.export_views"):
+    with caplog.at_level(logging.INFO, logger="exports.views"):
         response = login(world.admin).get(dataset_url("chat-jsonl"))
 
     assert response.status_code == 200
@@ -490,7 +490,7 @@ def test_admin_index_shows_rows_and_reasons(world, login):
 
 
 def test_rows_scrubbed_by_an_erasure_are_left_out(world):
-    from generation.export_selectors import LeftOut, dataset_selection
+    from exports.dataset import LeftOut, dataset_selection
     from generation.models import Feedback
     from privacy.student_data import PLACEHOLDER
 

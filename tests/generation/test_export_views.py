@@ -175,7 +175,7 @@ def test_csv_download_has_only_final_appreciations_and_neutralised_cells(world, 
     appreciation(s[0], subject, term, text="Bon trimestre.")
     appreciation(s[1], subject, term, status=Appreciation.Status.GENERATED, text="Brouillon.")
 
-    with caplog.at_level(logging.INFO, logger="generation.export_views"):
+    with caplog.at_level(logging.INFO, logger="exports.views"):
         response = login(world.teacher).get(assignment_url(world, "assignment_file", "csv"))
 
     assert response.status_code == 200

@@ -15,15 +15,8 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from classes.models import TermAssessment
-from generation import exports
-from generation.export_selectors import (
-    MissingReason,
-    assignment_export,
-    class_export,
-    class_subjects,
-    exportable_statuses,
-)
-from generation.exports import (
+from exports import builders as exports
+from exports.builders import (
     GEPI_HEADER,
     MISSING_COLUMNS,
     REPORT_COLUMNS,
@@ -31,6 +24,13 @@ from generation.exports import (
     ReportHeading,
     ReportLine,
     neutralize_cell,
+)
+from exports.selectors import (
+    MissingReason,
+    assignment_export,
+    class_export,
+    class_subjects,
+    exportable_statuses,
 )
 from generation.models import Appreciation
 from tests.factories import (
