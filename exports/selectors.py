@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import models
-from django.db.models import QuerySet
 
 from classes.models import (
     School,
     SchoolClass,
     Student,
     Subject,
-    Teacher,
     TeachingAssignment,
     Term,
     TermAssessment,
@@ -305,30 +303,4 @@ def class_export(*, school_class: SchoolClass, term: Term) -> ClassExport:
         subjects=subjects,
         subject=None,
         teachers=_class_teachers(school_class=school_class, subjects=subjects),
-    )
-
-
-def exportable_classes(*, user: Teacher) -> QuerySet[SchoolClass]:
-    """Classes whose whole report card (every subject) the user may export.
-
-    The school admin: every class of the school. A teacher: the classes they teach in. The
-    professeur principal is not modelled, so any teacher of the class stands in for them.
-    """
-    if not user.is_authenticated or user.school_id is None:
-        return SchoolClass.objects.none()
-    queryset = SchoolClass.objects.filter(school_id=user.school_id).select_related(
-        "school", "school_year", "level"
-    )
-    if user.is_school_admin:
-        return queryset
-    return queryset.filter(
-        pk__in=TeachingAssignment.objects.filter(teacher=user).values("school_class")
-    )
-
-
-def class_term(*, school_class: SchoolClass, term_pk: int) -> Term | None:
-    return (
-        Term.objects.filter(school_year_id=school_class.school_year_id, pk=term_pk)
-        .select_related("school_year")
-        .first()
     )

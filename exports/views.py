@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -26,10 +26,11 @@ from django.views.decorators.http import require_GET
 from audit.models import AuditEvent
 from audit.services import audit_record
 from classes import selectors as class_selectors
+from classes.access import access_assignment_and_term_by_id
 from classes.models import Term
-from classes.views import assignment_and_term_or_404
 
 from . import builders, dataset, selectors
+from .access import access_class_and_term_by_id, exportable_classes
 from .selectors import ClassExport
 
 # format -> (button label, help text). Gepi's file is per class × subject only.
@@ -171,7 +172,7 @@ def export_index(request: HttpRequest) -> HttpResponse:
     ]
     classes = [
         (school_class, terms.get(school_class.school_year_id, []))
-        for school_class in selectors.exportable_classes(user=user)
+        for school_class in exportable_classes(user=user)
     ]
     context = {"page": "index", "assignments": assignments, "classes": classes}
     if user.is_school_admin:
@@ -197,8 +198,8 @@ def export_index(request: HttpRequest) -> HttpResponse:
 
 def _assignment_export(request: HttpRequest, assignment_pk: int, term_pk: int):
     # Own assignments and, for a department head, those of the subjects they head.
-    assignment, term = assignment_and_term_or_404(
-        class_selectors.visible_assignments(user=request.user), assignment_pk, term_pk
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="visible"
     )
     return assignment, selectors.assignment_export(assignment=assignment, term=term)
 
@@ -257,10 +258,7 @@ def assignment_copy(request: HttpRequest, assignment_pk: int, term_pk: int) -> H
 
 
 def _class_export(request: HttpRequest, class_pk: int, term_pk: int) -> ClassExport:
-    school_class = get_object_or_404(selectors.exportable_classes(user=request.user), pk=class_pk)
-    term = selectors.class_term(school_class=school_class, term_pk=term_pk)
-    if term is None:
-        raise Http404("No such term for this class")
+    school_class, term = access_class_and_term_by_id(request.user, class_pk, term_pk)
     return selectors.class_export(school_class=school_class, term=term)
 
 

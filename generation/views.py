@@ -15,10 +15,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from classes import selectors as class_selectors
+from classes.access import access_assignment_and_term_by_id, access_student_by_id
 from classes.models import Student, TeachingAssignment, Term
-from classes.views import assignment_and_term_or_404
 
 from . import grammar, selectors, services
+from .access import (
+    access_appreciation_for_head_by_id,
+    access_feedback_by_id,
+    access_job_by_id,
+    access_quick_draft_by_id,
+)
 from .forms import (
     FeedbackForm,
     JobStartForm,
@@ -96,8 +102,8 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
 @login_required
 @require_GET
 def review_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
-    assignment, term = assignment_and_term_or_404(
-        class_selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="own"
     )
     return render(
         request,
@@ -110,8 +116,8 @@ def review_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpR
 @require_POST
 def job_start(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     """Generate the class, or one student when the form names one ("Générer"/"Régénérer")."""
-    assignment, term = assignment_and_term_or_404(
-        class_selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="own"
     )
     form = JobStartForm(request.POST)
     if not form.is_valid():
@@ -119,13 +125,7 @@ def job_start(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpRes
     else:
         students = None
         if form.cleaned_data["student"]:
-            students = [
-                get_object_or_404(
-                    Student,
-                    pk=form.cleaned_data["student"],
-                    school_class_id=assignment.school_class_id,
-                )
-            ]
+            students = [access_student_by_id(assignment, form.cleaned_data["student"])]
         try:
             services.job_create(
                 assignment=assignment,
@@ -144,19 +144,11 @@ def job_start(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpRes
     return redirect(url)
 
 
-def _own_job(request: HttpRequest, job_pk: int) -> GenerationJob:
-    return get_object_or_404(
-        GenerationJob.objects.select_related("assignment__school_class__school", "term"),
-        pk=job_pk,
-        assignment__in=class_selectors.own_assignments(user=request.user),
-    )
-
-
 @login_required
 @require_GET
 def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
     """The progress bar, plus the rows whose draft arrived since the last poll (out of band)."""
-    job = _own_job(request, job_pk)  # read only, like every GET
+    job = access_job_by_id(request.user, job_pk)  # read only, like every GET
     form = ProgressForm(request.GET)
     if not form.is_valid():
         return HttpResponseBadRequest("Paramètre « since » invalide : rechargez la page.")
@@ -202,7 +194,7 @@ def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def job_cancel(request: HttpRequest, job_pk: int) -> HttpResponse:
-    job = _own_job(request, job_pk)
+    job = access_job_by_id(request.user, job_pk)
     services.job_cancel(job=job, user=request.user)
     messages.info(request, "Génération annulée : les brouillons déjà rédigés sont conservés.")
     return redirect("generation:review", job.assignment_id, job.term_id)
@@ -211,7 +203,7 @@ def job_cancel(request: HttpRequest, job_pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def job_retry(request: HttpRequest, job_pk: int) -> HttpResponse:
-    job = _own_job(request, job_pk)
+    job = access_job_by_id(request.user, job_pk)
     try:
         services.job_retry(job=job, user=request.user)
     except ValidationError as exc:
@@ -243,10 +235,10 @@ def _render_row(request, *, assignment, term, student, **extra) -> HttpResponse:
 def appreciation_validate(
     request: HttpRequest, assignment_pk: int, term_pk: int, student_pk: int
 ) -> HttpResponse:
-    assignment, term = assignment_and_term_or_404(
-        class_selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="own"
     )
-    student = get_object_or_404(Student, pk=student_pk, school_class_id=assignment.school_class_id)
+    student = access_student_by_id(assignment, student_pk)
     form = ValidateForm(request.POST)
     error = conflict_text = ""
     confirm_flags = []
@@ -296,10 +288,10 @@ def offer_dismiss(
     request: HttpRequest, assignment_pk: int, term_pk: int, student_pk: int
 ) -> HttpResponse:
     """« Garder mon texte »: the offered draft is set aside (it stays in the history)."""
-    assignment, term = assignment_and_term_or_404(
-        class_selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="own"
     )
-    student = get_object_or_404(Student, pk=student_pk, school_class_id=assignment.school_class_id)
+    student = access_student_by_id(assignment, student_pk)
     appreciation = get_object_or_404(
         Appreciation, student=student, subject_id=assignment.subject_id, term=term
     )
@@ -314,12 +306,7 @@ def offer_dismiss(
 @login_required
 @require_POST
 def feedback_rate(request: HttpRequest, feedback_pk: int) -> HttpResponse:
-    feedback = get_object_or_404(
-        Feedback.objects.select_related("appreciation__student"),
-        pk=feedback_pk,
-        validated_by=request.user,
-        school_id=request.user.school_id,
-    )
+    feedback = access_feedback_by_id(request.user, feedback_pk)
     form = FeedbackForm(request.POST)
     error = ""
     if form.is_valid():
@@ -359,10 +346,8 @@ def head_queue(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def head_review(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
-    assignment, term = assignment_and_term_or_404(
-        class_selectors.headed_assignments(user=request.user, include_own=True),
-        assignment_pk,
-        term_pk,
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="headed"
     )
     rows = selectors.review_rows(assignment=assignment, term=term)
     return render(
@@ -381,17 +366,6 @@ def head_review(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpR
             "test_model": settings.APPRECIATION_TEST_MODEL
             or any(r.draft and r.draft.is_test_model for r in rows),
         },
-    )
-
-
-def _headed_appreciation(request, appreciation_pk: int) -> Appreciation:
-    if not request.user.is_department_head:
-        raise Http404("Not a department head")
-    return get_object_or_404(
-        Appreciation.objects.select_related("student__school_class", "term"),
-        pk=appreciation_pk,
-        subject__in=request.user.headed_subjects.all(),
-        student__school_class__school_id=request.user.school_id,
     )
 
 
@@ -421,7 +395,7 @@ def _head_row(request, appreciation: Appreciation, **extra) -> HttpResponse:
 @login_required
 @require_POST
 def appreciation_approve(request: HttpRequest, appreciation_pk: int) -> HttpResponse:
-    appreciation = _headed_appreciation(request, appreciation_pk)
+    appreciation = access_appreciation_for_head_by_id(request.user, appreciation_pk)
     form = VersionForm(request.POST)
     error = ""
     try:
@@ -438,7 +412,7 @@ def appreciation_approve(request: HttpRequest, appreciation_pk: int) -> HttpResp
 @login_required
 @require_POST
 def appreciation_return(request: HttpRequest, appreciation_pk: int) -> HttpResponse:
-    appreciation = _headed_appreciation(request, appreciation_pk)
+    appreciation = access_appreciation_for_head_by_id(request.user, appreciation_pk)
     form = ReturnForm(request.POST)
     error = ""
     try:
@@ -458,10 +432,8 @@ def appreciation_return(request: HttpRequest, appreciation_pk: int) -> HttpRespo
 @login_required
 @require_POST
 def approve_all(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
-    assignment, term = assignment_and_term_or_404(
-        class_selectors.headed_assignments(user=request.user, include_own=True),
-        assignment_pk,
-        term_pk,
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="headed"
     )
     try:
         count = services.appreciation_approve_all(
@@ -506,7 +478,7 @@ def quick_draft(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def quick_draft_result(request: HttpRequest, quick_pk: int) -> HttpResponse:
-    quick = get_object_or_404(QuickDraft, pk=quick_pk, requested_by=request.user)
+    quick = access_quick_draft_by_id(request.user, quick_pk)
     context = {
         "quick": quick,
         "test_model": settings.APPRECIATION_TEST_MODEL or quick.is_test_model,
