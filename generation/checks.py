@@ -12,6 +12,8 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 
+from common.text import strip_accents
+
 from . import grammar
 from .flags import CheckFlag
 
@@ -146,9 +148,7 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 
 def normalize(text: str) -> str:
     """Casefold, strip accents and unify apostrophes, for accent- and case-insensitive matching."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES).casefold())
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return unicodedata.normalize("NFC", stripped)
+    return unicodedata.normalize("NFC", strip_accents(text.translate(_APOSTROPHES).casefold()))
 
 
 def word_count(text: str) -> int:

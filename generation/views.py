@@ -9,14 +9,16 @@ from django.core.exceptions import ValidationError
 from django.db.models import Min
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from classes import selectors as class_selectors
 from classes.access import access_assignment_and_term_by_id, access_student_by_id
 from classes.models import Student, TeachingAssignment, Term
+from common.http import HtmxHttpRequest
 
 from . import grammar, selectors, services
 from .access import (
@@ -36,9 +38,6 @@ from .forms import (
 )
 from .models import Appreciation, Draft, Feedback, FinalTexts, GenerationJob, QuickDraft
 from .prompts import PromptInputs
-
-# htmx stops polling when a response has this status (and still swaps it).
-HTMX_STOP_POLLING = 286
 
 
 def _drafts_settled_until(job: GenerationJob | None, now, *, since=None):
@@ -114,7 +113,7 @@ def review_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpR
 
 @login_required
 @require_POST
-def job_start(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
+def job_start(request: HtmxHttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     """Generate the class, or one student when the form names one ("Générer"/"Régénérer")."""
     assignment, term = access_assignment_and_term_by_id(
         request.user, assignment_pk, term_pk, scope="own"
@@ -185,10 +184,11 @@ def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
         "job_model_missing": selectors.job_failed_for_missing_model(job=job),
         "sees_model_setup": selectors.sees_model_setup(user=request.user),
     }
-    response = render(request, "generation/review.html#progress_response", context)
     if not job.is_active:
-        response.status_code = HTMX_STOP_POLLING
-    return response
+        return HttpResponseStopPolling(
+            render_to_string("generation/review.html#progress_response", context, request)
+        )
+    return render(request, "generation/review.html#progress_response", context)
 
 
 @login_required
@@ -431,7 +431,7 @@ def appreciation_return(request: HttpRequest, appreciation_pk: int) -> HttpRespo
 
 @login_required
 @require_POST
-def approve_all(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
+def approve_all(request: HtmxHttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     assignment, term = access_assignment_and_term_by_id(
         request.user, assignment_pk, term_pk, scope="headed"
     )
@@ -477,7 +477,7 @@ def quick_draft(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def quick_draft_result(request: HttpRequest, quick_pk: int) -> HttpResponse:
+def quick_draft_result(request: HtmxHttpRequest, quick_pk: int) -> HttpResponse:
     quick = access_quick_draft_by_id(request.user, quick_pk)
     context = {
         "quick": quick,
@@ -486,8 +486,9 @@ def quick_draft_result(request: HttpRequest, quick_pk: int) -> HttpResponse:
         "sees_model_setup": selectors.sees_model_setup(user=request.user),
     }
     if request.htmx:
-        response = render(request, "generation/quick_draft.html#quick_result", context)
         if quick.status != QuickDraft.Status.QUEUED:
-            response.status_code = HTMX_STOP_POLLING
-        return response
+            return HttpResponseStopPolling(
+                render_to_string("generation/quick_draft.html#quick_result", context, request)
+            )
+        return render(request, "generation/quick_draft.html#quick_result", context)
     return render(request, "generation/quick_draft.html", context)

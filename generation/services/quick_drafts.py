@@ -13,6 +13,7 @@ from classes.models import Teacher
 from .. import queue, selectors
 from ..backends import (
     MODEL_MISSING_USER_MESSAGE,
+    STATUS_READY,
     BaseBackend,
     ModelLoadError,
     get_backend,
@@ -53,7 +54,7 @@ def quick_draft_run(*, quick_draft_id: int, backend: BaseBackend | None = None) 
     if quick is None:
         return
     backend = backend or get_backend()
-    if backend.status != "ready" and not check_available(backend).available:
+    if backend.status != STATUS_READY and not check_available(backend).available:
         QuickDraft.objects.filter(pk=quick.pk).update(
             status=QuickDraft.Status.FAILED, error_message=MODEL_MISSING_USER_MESSAGE
         )

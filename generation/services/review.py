@@ -13,7 +13,7 @@ from rapidfuzz.distance import Levenshtein
 
 from classes.models import Student, Teacher, TeachingAssignment, Term
 from classes.services import ensure_term_open
-from classes.text import strip_invisible
+from common.text import strip_invisible
 
 from .. import selectors
 from ..checks import CheckFlag, check_text, collapse_spaces

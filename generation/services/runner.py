@@ -22,6 +22,7 @@ from classes.models import TeachingAssignment
 from .. import queue, selectors
 from ..backends import (
     MODEL_MISSING_USER_MESSAGE,
+    STATUS_READY,
     BaseBackend,
     ModelAvailability,
     ModelLoadError,
@@ -101,7 +102,7 @@ def _record_availability(
 ) -> None:
     if availability.available:
         logger.info("Worker %s: model present (checked in %.3f s)", hostname, availability.seconds)
-        if backend.status != "ready":
+        if backend.status != STATUS_READY:
             worker_state_set(hostname=hostname, state=WorkerState.State.IDLE, backend=backend)
         return
     logger.error(
@@ -375,7 +376,7 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
 
 def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) -> None:
     backend = backend or get_backend()
-    if backend.status != "ready":
+    if backend.status != STATUS_READY:
         # Seconds, not the minutes of a load that cannot succeed; and the model may have been
         # installed since the worker started.
         availability = check_available(backend)
@@ -467,9 +468,8 @@ def _job_word_lists(assignment: TeachingAssignment) -> tuple[list[str], list[str
 
 
 def _backend_batch_size(backend: BaseBackend) -> int:
-    size_for = getattr(backend, "batch_size", None)
     # A typical prompt is about 250 tokens (system + user, Llama 3 template).
-    return max(1, int(size_for(prompt_tokens=300))) if callable(size_for) else 8
+    return max(1, int(backend.batch_size(prompt_tokens=300)))
 
 
 def jobs_recover_stalled() -> int:
