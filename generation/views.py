@@ -60,6 +60,28 @@ def _drafts_settled_until(job: GenerationJob | None, now, *, since=None):
     return max(since, now) if since is not None else now
 
 
+def _row_settings(school) -> dict:
+    """What every review row reads: the school's length limit and the feedback reasons."""
+    return {
+        "max_chars": school.appreciation_max_chars,
+        "feedback_reasons": Feedback.Reason.choices,
+    }
+
+
+def _model_state(request) -> dict:
+    """The model's state as the pages tell it: each worker's, and whether this user is told
+    how to set the model up."""
+    return {
+        "worker_states": selectors.worker_states(),
+        "sees_model_setup": selectors.sees_model_setup(user=request.user),
+    }
+
+
+def _is_test_model(rows) -> bool:
+    """The random test model wrote these drafts (or the settings say it is in use)."""
+    return settings.APPRECIATION_TEST_MODEL or any(r.draft and r.draft.is_test_model for r in rows)
+
+
 def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> dict:
     job = selectors.active_job(assignment=assignment, term=term) or (
         GenerationJob.objects.filter(assignment=assignment, term=term).first()
@@ -85,16 +107,13 @@ def _review_context(*, request, assignment: TeachingAssignment, term: Term) -> d
         "progress": selectors.job_progress(job=job) if job else None,
         "since": since.isoformat(),
         "editable": editable,
-        "max_chars": assignment.school_class.school.appreciation_max_chars,
-        "worker_states": selectors.worker_states(),
+        **_row_settings(assignment.school_class.school),
+        **_model_state(request),
         "job_model_missing": selectors.job_failed_for_missing_model(job=job),
-        "sees_model_setup": selectors.sees_model_setup(user=request.user),
         # This process's grammar checker (the one validation uses), told to administrators.
         "grammar_unavailable": selectors.sees_model_setup(user=request.user)
         and not grammar.status().available,
-        "test_model": settings.APPRECIATION_TEST_MODEL
-        or any(r.draft and r.draft.is_test_model for r in rows),
-        "feedback_reasons": Feedback.Reason.choices,
+        "test_model": _is_test_model(rows),
     }
 
 
@@ -178,11 +197,9 @@ def job_progress(request: HttpRequest, job_pk: int) -> HttpResponse:
         "since": since.isoformat(),
         "oob_rows": rows,
         "editable": not job.term.is_closed,
-        "max_chars": job.assignment.school_class.school.appreciation_max_chars,
-        "feedback_reasons": Feedback.Reason.choices,
-        "worker_states": selectors.worker_states(),
+        **_row_settings(job.assignment.school_class.school),
+        **_model_state(request),
         "job_model_missing": selectors.job_failed_for_missing_model(job=job),
-        "sees_model_setup": selectors.sees_model_setup(user=request.user),
     }
     if not job.is_active:
         return HttpResponseStopPolling(
@@ -220,8 +237,7 @@ def _render_row(request, *, assignment, term, student, **extra) -> HttpResponse:
         "editable": class_selectors.can_edit_assessments(
             user=request.user, assignment=assignment, term=term
         ),
-        "max_chars": assignment.school_class.school.appreciation_max_chars,
-        "feedback_reasons": Feedback.Reason.choices,
+        **_row_settings(assignment.school_class.school),
         # The page's counter, refreshed out of band with the row.
         "final_count": selectors.final_count(assignment=assignment, term=term),
         "student_count": assignment.school_class.students.count(),
@@ -363,8 +379,7 @@ def head_review(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpR
                 term=term,
             ),
             "max_chars": assignment.school_class.school.appreciation_max_chars,
-            "test_model": settings.APPRECIATION_TEST_MODEL
-            or any(r.draft and r.draft.is_test_model for r in rows),
+            "test_model": _is_test_model(rows),
         },
     )
 
@@ -482,8 +497,7 @@ def quick_draft_result(request: HtmxHttpRequest, quick_pk: int) -> HttpResponse:
     context = {
         "quick": quick,
         "test_model": settings.APPRECIATION_TEST_MODEL or quick.is_test_model,
-        "worker_states": selectors.worker_states(),
-        "sees_model_setup": selectors.sees_model_setup(user=request.user),
+        **_model_state(request),
     }
     if request.htmx:
         if quick.status != QuickDraft.Status.QUEUED:

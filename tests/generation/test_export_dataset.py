@@ -20,7 +20,13 @@ from exports.builders import DATASET_CSV_COLUMNS, DATASET_FORMATS, dataset_csv
 from exports.dataset import LeftOut, dataset_row_id, dataset_selection
 from generation.models import Appreciation, Draft, Feedback, GenerationJob
 from generation.prompts import PromptInputs, build_messages
-from tests.factories import StudentFactory
+from tests.factories import (
+    AppreciationFactory,
+    DraftFactory,
+    FeedbackFactory,
+    GenerationJobFactory,
+    StudentFactory,
+)
 
 INPUTS = {
     "subject": "Histoire-Géographie",
@@ -69,15 +75,15 @@ def make_feedback(
     term = world.term if assignment != world.foreign_assignment else world.foreign_term
     if appreciation is None:
         student = student or StudentFactory(school_class=school_class, last_name="Zorglub")
-        appreciation = Appreciation.objects.create(
+        appreciation = AppreciationFactory(
             student=student, subject=assignment.subject, term=term, status=status, text=final_text
         )
     draft = None
     if prompt_messages:
-        job = GenerationJob.objects.create(
+        job = GenerationJobFactory(
             assignment=assignment, term=term, status=GenerationJob.Status.SUCCEEDED
         )
-        draft = Draft.objects.create(
+        draft = DraftFactory(
             job=job,
             student=appreciation.student,
             subject=assignment.subject,
@@ -88,7 +94,7 @@ def make_feedback(
             text=draft_text,
             is_test_model=test_model,
         )
-    return Feedback.objects.create(
+    return FeedbackFactory(
         appreciation=appreciation,
         draft=draft,
         school=school_class.school,
