@@ -31,6 +31,6 @@ urlpatterns = [
     path("invitation/termine/", InvitationDoneView.as_view(), name="teacher_invitation_done"),
     path("admin/", admin.site.urls),
     path("", include("generation.urls")),
-    path("", include("generation.export_urls")),
+    path("", include("exports.urls")),
     path("", include("classes.urls")),
 ]

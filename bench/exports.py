@@ -52,8 +52,8 @@ from classes.models import (  # noqa: E402
     Term,
     TermAssessment,
 )
-from generation import exports  # noqa: E402
-from generation.export_selectors import assignment_export  # noqa: E402
+from exports import builders  # noqa: E402
+from exports.selectors import assignment_export  # noqa: E402
 from generation.models import Appreciation  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "exports.json"
@@ -123,15 +123,15 @@ def export_once(fmt: str, assignment: TeachingAssignment, term: Term) -> int:
     export = assignment_export(assignment=assignment, term=term)
     heading = export.heading()
     if fmt == "csv":
-        content = exports.report_csv(heading=heading, lines=export.lines())
+        content = builders.report_csv(heading=heading, lines=export.lines())
     elif fmt == "gepi":
-        content = exports.report_gepi(lines=export.lines(gepi=True))
+        content = builders.report_gepi(lines=export.lines(gepi=True))
     elif fmt == "xlsx":
-        content = exports.report_xlsx(
+        content = builders.report_xlsx(
             heading=heading, lines=export.lines(), missing=export.missing_lines()
         )
     elif fmt == "pdf":
-        content = exports.report_pdf(
+        content = builders.report_pdf(
             heading=heading,
             lines=export.lines(),
             missing=export.missing_lines(),

@@ -82,8 +82,6 @@ DRAFT_TEXT = (
     "Il faut approfondir l'analyse des documents."
 )
 
-ENDPOINTS = ("dashboard", "class_page", "cell_save", "job_progress")
-
 CSRF_FORM = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 CSRF_HTMX = re.compile(r'"X-CSRFToken": "([^"]+)"')
 CLASS_LINK = re.compile(r'href="(/classes/\d+/trimestre/\d+/)"')

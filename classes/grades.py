@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
-from .models import AVERAGE_MAX, RATING_MAX
+from common.scales import AVERAGE_MAX, RATING_MAX
 
 FIELD_MAXIMUM = {
     "average": AVERAGE_MAX,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,9 +21,11 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from common.text import clean_line, strip_accents
+
 from .grades import FIELD_DECIMALS, parse_grade
 from .models import Student
-from .text import GEPI_LOGIN_MESSAGE, clean_line, is_gepi_login
+from .text import GEPI_LOGIN_MESSAGE, is_gepi_login
 
 MAX_ROWS = 500  # students per file
 MAX_COLUMNS = 100
@@ -161,9 +162,7 @@ class ParsedFile:
 
 
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return stripped.casefold().replace("œ", "oe").replace("æ", "ae")
+    return strip_accents(text).casefold().replace("œ", "oe").replace("æ", "ae")
 
 
 def normalize_header(text: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -12,12 +11,10 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from common.scales import AVERAGE_MAX, RATING_MAX
+
 from .collation import student_sort_key
 from .text import GEPI_LOGIN_MAX_LENGTH, validate_gepi_login
-
-AVERAGE_MAX = Decimal("20")
-RATING_MAX = Decimal("10")
-
 
 # Hosts where a CAS server may be reached over plain http, when ENT_CAS_ALLOW_HTTP_LOCAL is on
 # (tests and development: a CAS server started on this machine).

@@ -64,8 +64,15 @@ def visible_assignments(*, user: Teacher) -> QuerySet[TeachingAssignment]:
     ).select_related("school_class__level", "school_class__school_year", "subject", "teacher")
 
 
+def term_of_class(*, school_class: SchoolClass, term_pk: int) -> Term | None:
+    """One term of the class's school year (None for another year's term)."""
+    return (
+        terms_of_year(school_class=school_class).filter(pk=term_pk).select_related("school_year")
+    ).first()
+
+
 def term_for_assignment(*, assignment: TeachingAssignment, term_pk: int) -> Term | None:
-    return terms_of_year(school_class=assignment.school_class).filter(pk=term_pk).first()
+    return term_of_class(school_class=assignment.school_class, term_pk=term_pk)
 
 
 def can_edit_assessments(*, user: Teacher, assignment: TeachingAssignment, term: Term) -> bool:

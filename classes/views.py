@@ -6,15 +6,15 @@ from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services
+from .access import access_assignment_and_term_by_id, access_student_by_id
 from .grades import format_grade
-from .models import Student, TeachingAssignment, Term, TermAssessment
+from .models import TeachingAssignment, Term, TermAssessment
 
 GRADE_COLUMNS = [
     ("average", "Moyenne /20"),
@@ -60,18 +60,6 @@ def _cells(
     return cells
 
 
-def assignment_and_term_or_404(
-    assignments: QuerySet[TeachingAssignment], assignment_pk: int, term_pk: int
-) -> tuple[TeachingAssignment, Term]:
-    """The assignment among those the user may open (a selector's queryset) and one of its
-    year's terms; anything else is the same 404 as a missing object."""
-    assignment = get_object_or_404(assignments, pk=assignment_pk)
-    term = selectors.term_for_assignment(assignment=assignment, term_pk=term_pk)
-    if term is None:
-        raise Http404("No such term for this class")
-    return assignment, term
-
-
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -102,8 +90,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def class_page(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
-    assignment, term = assignment_and_term_or_404(
-        selectors.visible_assignments(user=request.user), assignment_pk, term_pk
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="visible"
     )
     editable = selectors.can_edit_assessments(user=request.user, assignment=assignment, term=term)
     rows = selectors.class_sheet(assignment=assignment, term=term)
@@ -136,10 +124,10 @@ def cell_update(
     if field not in TermAssessment.INPUT_FIELDS:
         raise Http404("Unknown field")
     # Only the assignment's own teacher edits: anyone else gets the same 404 as a missing object.
-    assignment, term = assignment_and_term_or_404(
-        selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="own"
     )
-    student = get_object_or_404(Student, pk=student_pk, school_class_id=assignment.school_class_id)
+    student = access_student_by_id(assignment, student_pk)
     raw_value = request.POST.get("value", "")
     error = ""
     try:

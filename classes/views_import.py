@@ -19,12 +19,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import selectors
+from .access import access_assignment_and_term_by_id
 from .import_services import ImportPlan, import_apply, import_preview
 from .imports import MAX_ROWS, ImportFileError, parse_class_file
 from .models import TeachingAssignment, Term
 from .services import ClosedTermError
-from .views import assignment_and_term_or_404
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +110,8 @@ def _example_csv() -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     """GET: the upload form (`?modele=csv`: an example file). POST: the preview, or the errors."""
-    assignment, term = assignment_and_term_or_404(
-        selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="own"
     )
     if request.method == "GET" and request.GET.get("modele") == "csv":
         return _example_csv()
@@ -149,8 +148,8 @@ def import_upload(request: HttpRequest, assignment_pk: int, term_pk: int) -> Htt
 @require_POST
 def import_confirm(request: HttpRequest, assignment_pk: int, term_pk: int) -> HttpResponse:
     """Apply the previewed import in one transaction, then back to the class page."""
-    assignment, term = assignment_and_term_or_404(
-        selectors.own_assignments(user=request.user), assignment_pk, term_pk
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="own"
     )
     if term.is_closed:
         return _closed(request, assignment, term)

@@ -11,13 +11,21 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from common.text import strip_accents
+
+from . import grammar
+from .flags import CheckFlag
 
 MIN_WORDS = 1
 # The prompt asks for fewer than 40 words and the system prompt for 1 to 40: the prompt wins.
 MAX_WORDS = 40
 # Texts this short say too little for a language detector to judge reliably.
 LANGUAGE_MIN_WORDS = 3
+# What an erasure (privacy.student_data) writes in place of a student's name in the feedback
+# rows it keeps: the row stays (a log of a validation, a dataset row); the dataset export
+# leaves out the rows that contain it.
+PLACEHOLDER = "[élève]"
 
 # Circulaire 99-104: comments must be precise and benevolent, never vague or humiliating.
 # Schools extend this list in the admin (passed as banned_phrases).
@@ -138,24 +146,9 @@ def _one_space(match: re.Match) -> str:
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 
 
-@dataclass(frozen=True)
-class CheckFlag:
-    code: str
-    message: str
-    # Grammalecte's flags (grammar, spelling, typography) name a span of the checked text,
-    # in characters, the text of that span (the page checks it is still there before a
-    # suggestion replaces it) and the replacements it suggests.
-    start: int | None = None
-    end: int | None = None
-    original: str = ""
-    suggestions: tuple[str, ...] = ()
-
-
 def normalize(text: str) -> str:
     """Casefold, strip accents and unify apostrophes, for accent- and case-insensitive matching."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES).casefold())
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return unicodedata.normalize("NFC", stripped)
+    return unicodedata.normalize("NFC", strip_accents(text.translate(_APOSTROPHES).casefold()))
 
 
 def word_count(text: str) -> int:
@@ -190,8 +183,6 @@ def check_text(
 
     `typographic_spaces` is the school's space before « ; : ! ? » (see generation.grammar).
     """
-    # Imported here: the grammar module imports CheckFlag from this one.
-    from generation import grammar
 
     flags = [
         _check_length(text),

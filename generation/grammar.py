@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from generation.checks import CheckFlag
+from generation.flags import CheckFlag
 
 logger = logging.getLogger(__name__)
 

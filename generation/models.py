@@ -136,10 +136,6 @@ class Draft(models.Model):
     def __str__(self) -> str:
         return f"Draft {self.pk} · {self.student_id} · {self.status}"
 
-    @property
-    def word_count(self) -> int:
-        return len(self.text.split())
-
 
 class WorkerState(models.Model):
     """What each generation worker says of its model: absent, loading, ready or failed."""

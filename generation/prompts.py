@@ -9,9 +9,11 @@ database, so the web process can show a prompt without loading a model.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+from common.scales import AVERAGE_MAX, RATING_MAX
+from common.text import strip_accents
 
 # Bump when the wording sent to the model changes, so stored drafts say which prompt made them.
 # "263b40b" is the model card revision the wording was copied from.
@@ -23,8 +25,6 @@ PROMPT_VERSION = "card-263b40b.1"
 # 2024"): the default of settings.APPRECIATION_CHAT_DATE, which inference and the training set use.
 CHAT_TEMPLATE_DATE = "26 July 2024"
 
-AVERAGE_MAX = 20
-RATING_MAX = 10
 
 _CARD_SUBJECT = "histoire-géographie"
 _SYSTEM_PROMPT_HEAD = "Vous êtes une IA assistant les enseignants "
@@ -182,8 +182,7 @@ def _check_range(label: str, value: Number, maximum: int) -> None:
 
 
 def _letters_key(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
+    return "".join(ch for ch in strip_accents(text.casefold()) if ch.isalnum())
 
 
 def _subject_phrase(subject_name: str) -> str:
@@ -196,7 +195,7 @@ def _subject_phrase(subject_name: str) -> str:
 
 
 def _with_de(phrase: str) -> str:
-    first = unicodedata.normalize("NFKD", phrase[:1]).encode("ascii", "ignore").decode()
+    first = strip_accents(phrase[:1]).encode("ascii", "ignore").decode()
     first_word = phrase.split()[0].lower() if phrase.split() else ""
     acronym = phrase[:2].isupper()
     if first.lower() in _VOWELS:

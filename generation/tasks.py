@@ -1,28 +1,29 @@
-"""Celery tasks: thin, take ids, the services do the work. Routed to the `gpu` queue."""
+"""Celery tasks: thin, take ids, the services do the work. Routed to the `gpu` queue.
+
+The tasks import the services, never the reverse: the services send by name (`generation.queue`)."""
 
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import services
+from . import queue
+from .services import quick_drafts, runner
 
 
-@shared_task(
-    name="generation.tasks.generate_drafts", acks_late=True, reject_on_worker_lost=True, bind=True
-)
+@shared_task(name=queue.GENERATE_DRAFTS, acks_late=True, reject_on_worker_lost=True, bind=True)
 def generate_drafts(self, job_id: int) -> None:
-    services.job_run(job_id=job_id, hostname=self.request.hostname or "")
+    runner.job_run(job_id=job_id, hostname=self.request.hostname or "")
 
 
-@shared_task(name="generation.tasks.generate_quick_draft", acks_late=True)
+@shared_task(name=queue.GENERATE_QUICK_DRAFT, acks_late=True)
 def generate_quick_draft(quick_draft_id: int) -> None:
-    services.quick_draft_run(quick_draft_id=quick_draft_id)
+    quick_drafts.quick_draft_run(quick_draft_id=quick_draft_id)
 
 
-@shared_task(name="generation.tasks.recover_stalled_jobs", ignore_result=True)
+@shared_task(name=queue.RECOVER_STALLED_JOBS, ignore_result=True)
 def recover_stalled_jobs() -> int:
     """Celery beat, every APPRECIATION_RECOVERY_INTERVAL s (CELERY_BEAT_SCHEDULE): send again
     the jobs whose worker died or whose task was lost. On the `default` queue."""
-    return services.jobs_recover_stalled()
+    return runner.jobs_recover_stalled()
 
 
 GENERATION_QUEUE = "gpu"
@@ -34,8 +35,8 @@ def recover_after_restart(sender, **kwargs) -> None:
     loading it: that would take minutes) and records the answer; a worker killed mid-class
     held drafts: release them and send the job again."""
     if _consumes_generation_queue(sender):
-        services.worker_check_model(hostname=sender.hostname)
-    services.worker_recover(hostname=sender.hostname)
+        runner.worker_check_model(hostname=sender.hostname)
+    runner.worker_recover(hostname=sender.hostname)
 
 
 def _consumes_generation_queue(consumer) -> bool:

@@ -9,7 +9,7 @@ export PYTHONUNBUFFERED=1
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 
-mkdir -p var/broker/out var/broker/processed var/log
+mkdir -p var/broker/out var/broker/processed var/broker/control var/log
 
 if [ "${APPRECIATION_TEST_MODEL:-0}" = "1" ] && [ -z "${APPRECIATION_BASE_MODEL:-}" ]; then
   # Offline mode: a tiny random model built locally; every draft page says it is noise.

@@ -18,6 +18,7 @@ from classes.models import (
     Term,
     TermAssessment,
 )
+from generation.models import Appreciation, Draft, Feedback, GenerationJob
 
 PASSWORD = "correct-horse-battery"
 
@@ -161,6 +162,37 @@ FRENCH_CLASS_ORDER = [
     ("Œuvray", "Paul"),
     ("Vincent", "Léa"),
 ]
+
+
+class GenerationJobFactory(DjangoModelFactory):
+    """A job as its fields say (give assignment, term, status)."""
+
+    class Meta:
+        model = GenerationJob
+
+
+class DraftFactory(DjangoModelFactory):
+    """A draft as its fields say (give job, student, subject, term, status, text...)."""
+
+    class Meta:
+        model = Draft
+
+
+class AppreciationFactory(DjangoModelFactory):
+    """A final appreciation (validated unless told otherwise) of a student in a subject."""
+
+    class Meta:
+        model = Appreciation
+
+    status = Appreciation.Status.VALIDATED
+    text = factory.LazyAttribute(lambda o: f"Trimestre sérieux pour {o.student.pk}.")
+
+
+class FeedbackFactory(DjangoModelFactory):
+    """A feedback row as its fields say (a validation, written directly)."""
+
+    class Meta:
+        model = Feedback
 
 
 def french_class_students(school_class: SchoolClass) -> list[Student]:

@@ -21,7 +21,9 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "appreciation_site.settings.test"
 import django
 django.setup()
 imported = []
-for package in ("appreciation_site", "classes", "generation"):
+for package in (
+    "appreciation_site", "audit", "common", "classes", "generation", "exports", "privacy"
+):
     module = importlib.import_module(package)
     for info in pkgutil.walk_packages(module.__path__, package + "."):
         if ".migrations." in info.name or info.name.startswith("appreciation_site.settings."):

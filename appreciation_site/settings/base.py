@@ -27,6 +27,9 @@ INSTALLED_APPS = [
     "template_partials.apps.SimpleAppConfig",
     "classes",
     "generation",
+    "worker",
+    "exports",
+    "privacy",
     # Security (issue 6): login throttling, Content-Security-Policy, audit log.
     "axes",
     "csp",
@@ -222,6 +225,8 @@ else:
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        # kombu writes its exchanges here (else a `control/` folder in the working directory).
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 # Job status lives in our own tables; Celery results are not needed.
@@ -259,7 +264,7 @@ LOGGING = {
 APPRECIATION_BACKEND = env(
     "APPRECIATION_BACKEND", default="worker.backends.transformers.TransformersBackend"
 )
-# Not gated, same weights as meta-llama's (facts.md). Hub ids or local folders.
+# Not gated, same weights as meta-llama's. Hub ids or local folders.
 APPRECIATION_BASE_MODEL = env("APPRECIATION_BASE_MODEL", default="unsloth/Llama-3.2-3B-Instruct")
 APPRECIATION_ADAPTER = env("APPRECIATION_ADAPTER", default="eltorio/Llama-3.2-3B-appreciation")
 # True when the model in use is the random test model (`manage.py build_test_model`):
@@ -268,7 +273,7 @@ APPRECIATION_TEST_MODEL = env.bool("APPRECIATION_TEST_MODEL", default=False)
 APPRECIATION_DEVICE = env("APPRECIATION_DEVICE", default="auto")  # auto, cpu, cuda, cuda:1
 APPRECIATION_DTYPE = env("APPRECIATION_DTYPE", default="auto")  # auto, bfloat16, float16
 # The "Today Date" the Llama 3.x chat template writes into every prompt. The adapter was trained
-# with Unsloth's llama-3.1 template, which writes "26 July 2024" when given no date (facts.md);
+# with Unsloth's llama-3.1 template, which writes "26 July 2024" when given no date;
 # Meta's writes today's date. Inference and the training set both use this one value, so the
 # model reads at inference exactly what it was (and will be) trained on.
 APPRECIATION_CHAT_DATE = env("APPRECIATION_CHAT_DATE", default="26 July 2024")

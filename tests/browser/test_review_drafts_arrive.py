@@ -13,8 +13,8 @@ import time
 import pytest
 from django.urls import reverse
 
-from generation import services
 from generation.models import Appreciation, GenerationJob
+from generation.services import runner
 from tests.conftest import wait_for
 from tests.factories import StudentFactory, TermAssessmentFactory
 
@@ -38,13 +38,13 @@ TYPED = {
 def slow_worker(celery_worker, tiny_model_settings, monkeypatch):
     """The in-thread worker, one student per batch, each batch slowed down."""
     tiny_model_settings.APPRECIATION_BATCH_SIZE = 1
-    draft = services.draft_with_checks
+    draft = runner.draft_with_checks
 
     def slow_draft(**kwargs):
         time.sleep(BATCH_DELAY)
         return draft(**kwargs)
 
-    monkeypatch.setattr(services, "draft_with_checks", slow_draft)
+    monkeypatch.setattr(runner, "draft_with_checks", slow_draft)
     return celery_worker
 
 

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from classes.models import SchoolClass, SchoolYear, Student, Teacher, Term, TermAssessment
-from classes.student_data import (
+from generation.models import Appreciation, Draft, Feedback, GenerationJob
+from privacy.student_data import (
     PLACEHOLDER,
     PurgeRefused,
     _names_pattern,
@@ -23,7 +24,6 @@ from classes.student_data import (
     student_erase,
     year_purge,
 )
-from generation.models import Appreciation, Draft, Feedback, GenerationJob
 from tests.factories import (
     SchoolClassFactory,
     SchoolYearFactory,

@@ -16,11 +16,17 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from generation.export_selectors import LeftOut, dataset_row_id, dataset_selection
-from generation.exports import DATASET_CSV_COLUMNS, DATASET_FORMATS, dataset_csv
+from exports.builders import DATASET_CSV_COLUMNS, DATASET_FORMATS, dataset_csv
+from exports.dataset import LeftOut, dataset_row_id, dataset_selection
 from generation.models import Appreciation, Draft, Feedback, GenerationJob
 from generation.prompts import PromptInputs, build_messages
-from tests.factories import StudentFactory
+from tests.factories import (
+    AppreciationFactory,
+    DraftFactory,
+    FeedbackFactory,
+    GenerationJobFactory,
+    StudentFactory,
+)
 
 INPUTS = {
     "subject": "Histoire-Géographie",
@@ -69,15 +75,15 @@ def make_feedback(
     term = world.term if assignment != world.foreign_assignment else world.foreign_term
     if appreciation is None:
         student = student or StudentFactory(school_class=school_class, last_name="Zorglub")
-        appreciation = Appreciation.objects.create(
+        appreciation = AppreciationFactory(
             student=student, subject=assignment.subject, term=term, status=status, text=final_text
         )
     draft = None
     if prompt_messages:
-        job = GenerationJob.objects.create(
+        job = GenerationJobFactory(
             assignment=assignment, term=term, status=GenerationJob.Status.SUCCEEDED
         )
-        draft = Draft.objects.create(
+        draft = DraftFactory(
             job=job,
             student=appreciation.student,
             subject=assignment.subject,
@@ -88,7 +94,7 @@ def make_feedback(
             text=draft_text,
             is_test_model=test_model,
         )
-    return Feedback.objects.create(
+    return FeedbackFactory(
         appreciation=appreciation,
         draft=draft,
         school=school_class.school,
@@ -448,7 +454,7 @@ def test_admin_downloads_their_schools_dataset_only(world, login, caplog):
     make_feedback(world, final_text="Trimestre à 8/20, des difficultés.")
     make_feedback(world, assignment=world.foreign_assignment, final_text="Autre établissement.")
 
-    with caplog.at_level(logging.INFO, logger="generation.export_views"):
+    with caplog.at_level(logging.INFO, logger="exports.views"):
         response = login(world.admin).get(dataset_url("chat-jsonl"))
 
     assert response.status_code == 200
@@ -490,9 +496,9 @@ def test_admin_index_shows_rows_and_reasons(world, login):
 
 
 def test_rows_scrubbed_by_an_erasure_are_left_out(world):
-    from classes.student_data import PLACEHOLDER
-    from generation.export_selectors import LeftOut, dataset_selection
+    from exports.dataset import LeftOut, dataset_selection
     from generation.models import Feedback
+    from privacy.student_data import PLACEHOLDER
 
     Feedback.objects.create(
         school=world.school,

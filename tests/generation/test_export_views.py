@@ -16,6 +16,7 @@ from openpyxl import load_workbook
 from classes.models import Teacher, TermAssessment
 from generation.models import Appreciation
 from tests.factories import (
+    AppreciationFactory,
     StudentFactory,
     TeacherFactory,
     TeachingAssignmentFactory,
@@ -24,16 +25,6 @@ from tests.factories import (
 
 HOSTILE_NAME = '=HYPERLINK("http://evil.example","x")'
 HOSTILE_TEXT = "@SUM(1+1) ; et encore"
-
-
-def appreciation(student, subject, term, *, status=Appreciation.Status.VALIDATED, text=None):
-    return Appreciation.objects.create(
-        student=student,
-        subject=subject,
-        term=term,
-        status=status,
-        text=text if text is not None else f"Trimestre sérieux, élève {student.pk}.",
-    )
 
 
 def students(world):
@@ -87,7 +78,9 @@ CLASS_VIEWS = [
 def test_assignment_exports_are_for_its_teacher_and_the_subject_heads(
     world, login, name, extra, who, status
 ):
-    appreciation(students(world)[0], world.assignment.subject, world.term)
+    AppreciationFactory(
+        student=students(world)[0], subject=world.assignment.subject, term=world.term
+    )
     response = login(getattr(world, who)).get(assignment_url(world, name, *extra))
     assert response.status_code == status
 
@@ -171,11 +164,17 @@ def test_csv_download_has_only_final_appreciations_and_neutralised_cells(world, 
     s = students(world)
     subject, term = world.assignment.subject, world.term
     hostile = StudentFactory(school_class=world.school_class, last_name=HOSTILE_NAME)
-    appreciation(hostile, subject, term, text=HOSTILE_TEXT)
-    appreciation(s[0], subject, term, text="Bon trimestre.")
-    appreciation(s[1], subject, term, status=Appreciation.Status.GENERATED, text="Brouillon.")
+    AppreciationFactory(student=hostile, subject=subject, term=term, text=HOSTILE_TEXT)
+    AppreciationFactory(student=s[0], subject=subject, term=term, text="Bon trimestre.")
+    AppreciationFactory(
+        student=s[1],
+        subject=subject,
+        term=term,
+        status=Appreciation.Status.GENERATED,
+        text="Brouillon.",
+    )
 
-    with caplog.at_level(logging.INFO, logger="generation.export_views"):
+    with caplog.at_level(logging.INFO, logger="exports.views"):
         response = login(world.teacher).get(assignment_url(world, "assignment_file", "csv"))
 
     assert response.status_code == 200
@@ -206,9 +205,11 @@ def test_gepi_download_encodes_semicolons_and_leaves_out_no_identifier(world, lo
     s[1].external_id = "123456789AB"  # an INE: Gepi would refuse the whole file
     s[1].save()
     hostile = StudentFactory(school_class=world.school_class, last_name="Zz", gepi_login="-1+1")
-    appreciation(s[0], subject, term, text="Travail sérieux ; à poursuivre.")
-    appreciation(s[1], subject, term, text="Sans identifiant.")
-    appreciation(hostile, subject, term, text="=1+1")
+    AppreciationFactory(
+        student=s[0], subject=subject, term=term, text="Travail sérieux ; à poursuivre."
+    )
+    AppreciationFactory(student=s[1], subject=subject, term=term, text="Sans identifiant.")
+    AppreciationFactory(student=hostile, subject=subject, term=term, text="=1+1")
 
     response = login(world.teacher).get(assignment_url(world, "assignment_file", "gepi"))
 
@@ -235,8 +236,12 @@ def test_gepi_download_encodes_semicolons_and_leaves_out_no_identifier(world, lo
 def test_xlsx_download_reads_back(world, login):
     s = students(world)
     hostile = StudentFactory(school_class=world.school_class, last_name=HOSTILE_NAME)
-    appreciation(hostile, world.assignment.subject, world.term, text=HOSTILE_TEXT)
-    appreciation(s[0], world.assignment.subject, world.term, text="Bon trimestre.")
+    AppreciationFactory(
+        student=hostile, subject=world.assignment.subject, term=world.term, text=HOSTILE_TEXT
+    )
+    AppreciationFactory(
+        student=s[0], subject=world.assignment.subject, term=world.term, text="Bon trimestre."
+    )
 
     response = login(world.head).get(assignment_url(world, "assignment_file", "xlsx"))
 
@@ -262,7 +267,9 @@ def test_pdf_download_of_the_whole_class(world, login):
     from pypdf import PdfReader
 
     s = students(world)
-    appreciation(s[0], world.assignment.subject, world.term, text="Très bon trimestre.")
+    AppreciationFactory(
+        student=s[0], subject=world.assignment.subject, term=world.term, text="Très bon trimestre."
+    )
 
     response = login(world.admin).get(class_url(world, "class_file", "pdf"))
 
@@ -286,7 +293,7 @@ def test_pdf_download_of_a_subject_is_the_teachers_page_with_the_averages(world,
     s = students(world)
     subject, term = world.assignment.subject, world.term
     TermAssessment.objects.create(student=s[0], subject=subject, term=term, average="13.75")
-    appreciation(s[0], subject, term, text="Très bon trimestre.")
+    AppreciationFactory(student=s[0], subject=subject, term=term, text="Très bon trimestre.")
 
     response = login(world.teacher).get(assignment_url(world, "assignment_file", "pdf"))
 
@@ -315,8 +322,8 @@ def test_class_csv_has_every_subject(world, login):
         subject=english,
     )
     s = students(world)
-    appreciation(s[0], world.assignment.subject, world.term, text="HG.")
-    appreciation(s[0], english, world.term, text="HGGSP.")
+    AppreciationFactory(student=s[0], subject=world.assignment.subject, term=world.term, text="HG.")
+    AppreciationFactory(student=s[0], subject=english, term=world.term, text="HGGSP.")
 
     rows = read_csv_response(login(world.teacher).get(class_url(world, "class_file", "csv")))
 
@@ -335,8 +342,12 @@ def test_export_screen_lists_missing_students_with_reasons(world, login):
     world.school.save()
     s = students(world)
     subject, term = world.assignment.subject, world.term
-    appreciation(s[0], subject, term, status=Appreciation.Status.APPROVED, text="x" * 31)
-    appreciation(s[1], subject, term, status=Appreciation.Status.VALIDATED)
+    AppreciationFactory(
+        student=s[0], subject=subject, term=term, status=Appreciation.Status.APPROVED, text="x" * 31
+    )
+    AppreciationFactory(
+        student=s[1], subject=subject, term=term, status=Appreciation.Status.VALIDATED
+    )
 
     response = login(world.teacher).get(assignment_url(world))
 
@@ -368,9 +379,19 @@ def test_class_screen_has_no_gepi_file(world, login):
 
 def test_copy_view_keeps_class_order_with_empty_lines(world, login):
     s = students(world)
-    appreciation(s[0], world.assignment.subject, world.term, text="Premier texte.")
-    appreciation(s[2], world.assignment.subject, world.term, text="Troisième texte.")
-    appreciation(s[1], world.assignment.subject, world.term, status="generated", text="Non.")
+    AppreciationFactory(
+        student=s[0], subject=world.assignment.subject, term=world.term, text="Premier texte."
+    )
+    AppreciationFactory(
+        student=s[2], subject=world.assignment.subject, term=world.term, text="Troisième texte."
+    )
+    AppreciationFactory(
+        student=s[1],
+        subject=world.assignment.subject,
+        term=world.term,
+        status="generated",
+        text="Non.",
+    )
 
     page = login(world.teacher).get(assignment_url(world, "assignment_copy")).content.decode()
 

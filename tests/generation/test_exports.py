@@ -15,15 +15,8 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from classes.models import TermAssessment
-from generation import exports
-from generation.export_selectors import (
-    MissingReason,
-    assignment_export,
-    class_export,
-    class_subjects,
-    exportable_statuses,
-)
-from generation.exports import (
+from exports import builders as exports
+from exports.builders import (
     GEPI_HEADER,
     MISSING_COLUMNS,
     REPORT_COLUMNS,
@@ -32,8 +25,16 @@ from generation.exports import (
     ReportLine,
     neutralize_cell,
 )
+from exports.selectors import (
+    MissingReason,
+    assignment_export,
+    class_export,
+    class_subjects,
+    exportable_statuses,
+)
 from generation.models import Appreciation
 from tests.factories import (
+    AppreciationFactory,
     StudentFactory,
     TeacherFactory,
     TeachingAssignmentFactory,
@@ -52,16 +53,6 @@ HOSTILE = [
     "\r=1+1",
 ]
 DANGEROUS_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def appreciation(student, subject, term, *, status=Appreciation.Status.VALIDATED, text=None):
-    return Appreciation.objects.create(
-        student=student,
-        subject=subject,
-        term=term,
-        status=status,
-        text=text if text is not None else f"Trimestre sérieux pour {student.pk}.",
-    )
 
 
 def heading(subject: str | None = "Histoire-Géographie") -> ReportHeading:
@@ -583,14 +574,24 @@ def test_assignment_export_lists_every_missing_student_with_the_reason(world):
     extra = [StudentFactory(school_class=world.school_class, last_name=f"Zed{i}") for i in range(3)]
     s = _students(world)  # Nom00, Nom01, Nom02, Zed0, Zed1, Zed2
     subject, term = world.assignment.subject, world.term
-    appreciation(s[0], subject, term, status=Appreciation.Status.VALIDATED)
-    appreciation(s[1], subject, term, status=Appreciation.Status.APPROVED)
-    appreciation(s[2], subject, term, status=Appreciation.Status.GENERATED)
-    appreciation(s[3], subject, term, status=Appreciation.Status.RETURNED)
-    appreciation(s[4], subject, term, status=Appreciation.Status.VALIDATED, text="  ")
+    AppreciationFactory(
+        student=s[0], subject=subject, term=term, status=Appreciation.Status.VALIDATED
+    )
+    AppreciationFactory(
+        student=s[1], subject=subject, term=term, status=Appreciation.Status.APPROVED
+    )
+    AppreciationFactory(
+        student=s[2], subject=subject, term=term, status=Appreciation.Status.GENERATED
+    )
+    AppreciationFactory(
+        student=s[3], subject=subject, term=term, status=Appreciation.Status.RETURNED
+    )
+    AppreciationFactory(
+        student=s[4], subject=subject, term=term, status=Appreciation.Status.VALIDATED, text="  "
+    )
     # Another term and another subject do not count.
-    appreciation(extra[2], subject, world.terms[0])
-    appreciation(extra[2], shared_subject("HGGSP"), term)
+    AppreciationFactory(student=extra[2], subject=subject, term=world.terms[0])
+    AppreciationFactory(student=extra[2], subject=shared_subject("HGGSP"), term=term)
 
     export = assignment_export(assignment=world.assignment, term=term)
 
@@ -610,8 +611,12 @@ def test_when_approval_is_required_validated_ones_are_missing(world):
     world.school.save()
     s = _students(world)
     subject, term = world.assignment.subject, world.term
-    appreciation(s[0], subject, term, status=Appreciation.Status.VALIDATED)
-    appreciation(s[1], subject, term, status=Appreciation.Status.APPROVED)
+    AppreciationFactory(
+        student=s[0], subject=subject, term=term, status=Appreciation.Status.VALIDATED
+    )
+    AppreciationFactory(
+        student=s[1], subject=subject, term=term, status=Appreciation.Status.APPROVED
+    )
 
     export = assignment_export(assignment=world.assignment, term=term)
 
@@ -632,8 +637,8 @@ def test_assignment_export_lines_carry_the_term_average_and_identifier(world):
     s[0].save()
     s[1].external_id = "987654321CD"  # an INE is no Gepi login
     s[1].save()
-    appreciation(s[0], subject, term, text="Excellent trimestre.")
-    appreciation(s[1], subject, term, text="Bon trimestre.")
+    AppreciationFactory(student=s[0], subject=subject, term=term, text="Excellent trimestre.")
+    AppreciationFactory(student=s[1], subject=subject, term=term, text="Bon trimestre.")
 
     export = assignment_export(assignment=world.assignment, term=term)
     lines = export.lines()
@@ -658,8 +663,8 @@ def test_gepi_export_lists_apart_a_text_too_long_for_gepis_reader(world):
     for index, student in enumerate(s[:2]):
         student.gepi_login = f"eleve{index}"
         student.save()
-    appreciation(s[0], subject, term, text="Bien.")
-    appreciation(s[1], subject, term, text=";" * 600)
+    AppreciationFactory(student=s[0], subject=subject, term=term, text="Bien.")
+    AppreciationFactory(student=s[1], subject=subject, term=term, text=";" * 600)
     export = assignment_export(assignment=world.assignment, term=term)
     assert [e.student for e, _ in export.gepi_excluded] == [s[1]]
     assert "trop longue" in export.gepi_excluded[0][1]
@@ -671,8 +676,8 @@ def test_over_limit_appreciations_are_flagged(world):
     world.school.save()
     s = _students(world)
     subject, term = world.assignment.subject, world.term
-    appreciation(s[0], subject, term, text="x" * 20)
-    appreciation(s[1], subject, term, text="y" * 21)
+    AppreciationFactory(student=s[0], subject=subject, term=term, text="x" * 20)
+    AppreciationFactory(student=s[1], subject=subject, term=term, text="y" * 21)
 
     export = assignment_export(assignment=world.assignment, term=term)
 
@@ -696,9 +701,9 @@ def test_class_export_covers_every_subject_of_the_class(world):
     )
     s = _students(world)
     term = world.term
-    appreciation(s[0], world.assignment.subject, term, text="HG zéro.")
-    appreciation(s[0], english, term, text="HGGSP zéro.")
-    appreciation(s[2], english, term, text="HGGSP deux.")
+    AppreciationFactory(student=s[0], subject=world.assignment.subject, term=term, text="HG zéro.")
+    AppreciationFactory(student=s[0], subject=english, term=term, text="HGGSP zéro.")
+    AppreciationFactory(student=s[2], subject=english, term=term, text="HGGSP deux.")
 
     assert class_subjects(school_class=world.school_class) == [world.assignment.subject, english]
     export = class_export(school_class=world.school_class, term=term)
@@ -726,7 +731,7 @@ def test_export_queries_do_not_grow_with_the_class(world, django_assert_max_num_
     subject, term = world.assignment.subject, world.term
     for index in range(40):
         student = StudentFactory(school_class=world.school_class, last_name=f"Extra{index:02d}")
-        appreciation(student, subject, term)
+        AppreciationFactory(student=student, subject=subject, term=term)
         TermAssessment.objects.create(student=student, subject=subject, term=term, average=10)
     with django_assert_max_num_queries(4):
         export = assignment_export(assignment=world.assignment, term=term)

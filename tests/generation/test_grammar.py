@@ -218,7 +218,7 @@ class TestReviewPage:
         text = "Les résultats sont encourageant ; les efforts doivent continuer."
         make_draft(world, student, text=text, flags=[])
         draft = Draft.objects.get(student=student)
-        # Flags as the worker stores them (services._write_outcomes).
+        # Flags as the worker stores them (services.runner._write_outcomes).
         from dataclasses import asdict
 
         draft.flags = [asdict(flag) for flag in check_text(text)]
@@ -337,7 +337,7 @@ def test_the_review_page_says_nothing_when_it_works(world, login):
 
 
 def test_copy_for_pronote_keeps_the_schools_spaces():
-    from generation.exports import copy_all_text
+    from exports.builders import copy_all_text
 
     text = f"Bon trimestre{NNBSP}! Des efforts{NBSP}:\nà poursuivre."
     assert copy_all_text([text, ""]) == f"Bon trimestre{NNBSP}! Des efforts{NBSP}: à poursuivre.\n"

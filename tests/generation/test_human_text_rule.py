@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from generation import selectors, services
 from generation.backends import LocmemBackend
-from generation.models import Appreciation, Draft, GenerationJob
+from generation.models import Appreciation, Draft, FinalTexts, GenerationJob
 from tests.factories import TermAssessmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +62,7 @@ def put_in_state(world, student, state, backend):
 
 def arrive(world, student, way, backend):
     if way == "class":
-        run_class(world, backend, finals=services.FinalTexts.OFFER)
+        run_class(world, backend, finals=FinalTexts.OFFER)
     elif way == "regenerate":
         run_class(world, backend, students=[student])
     elif way == "redelivery":

@@ -10,6 +10,7 @@ from generation import services
 from generation.backends import reset_backend_cache
 from generation.models import Draft, GenerationJob, WorkerState
 from generation.prompts import PROMPT_VERSION
+from generation.services import runner
 from tests.conftest import wait_for
 from tests.factories import StudentFactory, TermAssessmentFactory
 
@@ -227,7 +228,7 @@ def test_two_workers_share_a_class_without_duplicates(world, tiny_model_settings
     job.refresh_from_db()
     assert job.tasks_sent == 1  # 8 drafts: one task per batch of about 8
     # Worker A claims one batch (size 2) and is still generating it...
-    first = services._claim_batch(job=job, hostname="gpu@a", size=2)
+    first = runner._claim_batch(job=job, hostname="gpu@a", size=2)
     assert len(first) == 2
     # ...while worker B runs the job to the end: it never touches A's batch.
     GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
@@ -257,7 +258,7 @@ def test_expired_lease_is_taken_over(world, tiny_model_settings):
 
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
-    services._claim_batch(job=job, hostname="gpu@dead", size=3)
+    runner._claim_batch(job=job, hostname="gpu@dead", size=3)
     Draft.objects.filter(job=job).update(
         claimed_at=timezone.now()
         - timedelta(seconds=tiny_model_settings.APPRECIATION_LEASE_SECONDS + 1)
@@ -313,7 +314,7 @@ def test_worker_that_vanished_is_sent_again_by_the_recovery(world, tiny_model_se
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
     sent.clear()
-    services._claim_batch(job=job, hostname="gpu@gone", size=3)
+    runner._claim_batch(job=job, hostname="gpu@gone", size=3)
     stale = _ago(tiny_model_settings.APPRECIATION_STALL_SECONDS + 5)
     Draft.objects.filter(job=job).update(claimed_at=stale)
     GenerationJob.objects.filter(pk=job.pk).update(
@@ -337,7 +338,7 @@ def test_expired_claims_are_sent_again_before_the_stall_time(world, tiny_model_s
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
     sent.clear()
-    services._claim_batch(job=job, hostname="gpu@gone", size=2)
+    runner._claim_batch(job=job, hostname="gpu@gone", size=2)
     lease = tiny_model_settings.APPRECIATION_LEASE_SECONDS
     Draft.objects.filter(job=job, status=Draft.Status.RUNNING).update(claimed_at=_ago(lease + 1))
     GenerationJob.objects.filter(pk=job.pk).update(
@@ -354,7 +355,7 @@ def test_a_live_job_and_a_fresh_queue_are_left_alone(world, tiny_model_settings,
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
     sent.clear()
     assert services.jobs_recover_stalled() == 0  # queued just now
-    services._claim_batch(job=job, hostname="gpu@slow", size=3)
+    runner._claim_batch(job=job, hostname="gpu@slow", size=3)
     GenerationJob.objects.filter(pk=job.pk).update(
         status=GenerationJob.Status.RUNNING, heartbeat_at=timezone.now()
     )
@@ -378,13 +379,13 @@ def test_a_live_workers_lease_is_renewed_not_robbed(world, tiny_model_settings):
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
     GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
-    mine = services._claim_batch(job=job, hostname="gpu@slow", size=2)
+    mine = runner._claim_batch(job=job, hostname="gpu@slow", size=2)
     lease = tiny_model_settings.APPRECIATION_LEASE_SECONDS
     Draft.objects.filter(job=job, status=Draft.Status.RUNNING).update(claimed_at=_ago(lease - 1))
     assert services.lease_renew(job_id=job.pk, hostname="gpu@slow") == 2
     assert services.lease_renew(job_id=job.pk, hostname="gpu@other") == 0
     # Long after the first lease would have run out, another worker finds nothing of it.
-    other = services._claim_batch(job=job, hostname="gpu@other", size=3)
+    other = runner._claim_batch(job=job, hostname="gpu@other", size=3)
     assert {d.pk for d in other}.isdisjoint({d.pk for d in mine})
     assert set(
         Draft.objects.filter(pk__in=[d.pk for d in mine]).values_list("claimed_by", flat=True)
@@ -400,17 +401,17 @@ def test_the_lease_keeper_renews_while_a_batch_takes_longer_than_the_lease(
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
     GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
-    mine = services._claim_batch(job=job, hostname="gpu@slow", size=3)
-    with services._LeaseKeeper(job_id=job.pk, hostname="gpu@slow"):
+    mine = runner._claim_batch(job=job, hostname="gpu@slow", size=3)
+    with runner._LeaseKeeper(job_id=job.pk, hostname="gpu@slow"):
         time.sleep(2.5)  # a batch two and a half leases long
-        assert services._claim_batch(job=job, hostname="gpu@thief", size=3) == []
+        assert runner._claim_batch(job=job, hostname="gpu@thief", size=3) == []
     assert len(mine) == 3
 
 
 def test_resends_without_any_worker_alive_are_bounded(world, tiny_model_settings, sent):
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
-    services._claim_batch(job=job, hostname="gpu@gone", size=2)
+    runner._claim_batch(job=job, hostname="gpu@gone", size=2)
     stale = _ago(tiny_model_settings.APPRECIATION_STALL_SECONDS + 5)
     Draft.objects.filter(job=job, status=Draft.Status.RUNNING).update(claimed_at=stale)
     GenerationJob.objects.filter(pk=job.pk).update(
@@ -455,10 +456,10 @@ def test_a_database_blink_is_retried_and_fails_nothing(world, tiny_model_setting
     from django.db import OperationalError
 
     tiny_model_settings.APPRECIATION_DB_RETRY_SECONDS = 30
-    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
-    real_claim, real_write = services._claim_batch, services._write_outcomes
+    real_claim, real_write = runner._claim_batch, runner._write_outcomes
     failures = {"claim": 2, "write": 1}
 
     def flaky(name, real):
@@ -470,8 +471,8 @@ def test_a_database_blink_is_retried_and_fails_nothing(world, tiny_model_setting
 
         return step
 
-    monkeypatch.setattr(services, "_claim_batch", flaky("claim", real_claim))
-    monkeypatch.setattr(services, "_write_outcomes", flaky("write", real_write))
+    monkeypatch.setattr(runner, "_claim_batch", flaky("claim", real_claim))
+    monkeypatch.setattr(runner, "_write_outcomes", flaky("write", real_write))
     services.job_run(job_id=job.pk, hostname="gpu@a")
     job.refresh_from_db()
     assert failures == {"claim": 0, "write": 0}
@@ -485,14 +486,14 @@ def test_a_database_gone_for_good_leaves_the_job_to_the_recovery(
     from django.db import OperationalError
 
     tiny_model_settings.APPRECIATION_DB_RETRY_SECONDS = 0.2
-    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
 
     def down(**kwargs):
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(services, "_write_outcomes", down)
+    monkeypatch.setattr(runner, "_write_outcomes", down)
     services.job_run(job_id=job.pk, hostname="gpu@a")
     job.refresh_from_db()
     assert job.status == GenerationJob.Status.RUNNING  # never failed because the DB blinked
@@ -507,7 +508,7 @@ def test_restarted_worker_releases_and_resends(world, tiny_model_settings, monke
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
     GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
-    services._claim_batch(job=job, hostname="gpu@host", size=2)
+    runner._claim_batch(job=job, hostname="gpu@host", size=2)
     sent.clear()
     assert services.worker_recover(hostname="gpu@host") == 1
     assert sent == [job.pk]

@@ -19,6 +19,7 @@ from generation.backends import (
 )
 from generation.models import Draft, GenerationJob, QuickDraft, WorkerState
 from generation.prompts import PromptInputs
+from generation.services import jobs
 from generation.tasks import recover_after_restart
 from tests.conftest import running_worker, wait_for
 from tests.factories import (
@@ -155,7 +156,7 @@ def test_a_default_queue_worker_has_no_model_to_check(settings):
 @pytest.mark.django_db
 def test_job_fails_at_once_when_the_only_worker_has_no_model(world, monkeypatch):
     sent = []
-    monkeypatch.setattr(services, "_enqueue", lambda job, draft_count: sent.append(job.pk))
+    monkeypatch.setattr(jobs, "_enqueue", lambda job, draft_count: sent.append(job.pk))
     missing_state()
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
@@ -171,7 +172,7 @@ def test_job_fails_at_once_when_the_only_worker_has_no_model(world, monkeypatch)
 
 @pytest.mark.django_db
 def test_a_worker_with_the_model_still_gets_the_job(world, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda job, draft_count: None)
+    monkeypatch.setattr(jobs, "_enqueue", lambda job, draft_count: None)
     missing_state("gpu@one")
     WorkerState.objects.create(hostname="gpu@two", state=WorkerState.State.READY)
     make_ready(world)
@@ -181,7 +182,7 @@ def test_a_worker_with_the_model_still_gets_the_job(world, monkeypatch):
 
 @pytest.mark.django_db
 def test_worker_fails_the_job_at_once_without_loading(world, monkeypatch, caplog):
-    monkeypatch.setattr(services, "_enqueue", lambda job, draft_count: None)
+    monkeypatch.setattr(jobs, "_enqueue", lambda job, draft_count: None)
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
     AbsentModelBackend.loads = 0
@@ -237,7 +238,7 @@ def retry_buttons(body: str) -> int:
 
 @pytest.fixture
 def failed_for_missing_model(world, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda job, draft_count: None)
+    monkeypatch.setattr(jobs, "_enqueue", lambda job, draft_count: None)
     missing_state()
 
     def start(user, assignment):
@@ -307,7 +308,7 @@ def test_htmx_start_answers_the_message_at_once(world, login):
 
 @pytest.mark.django_db
 def test_a_failed_job_offers_one_retry_button(world, login, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda job, draft_count: None)
+    monkeypatch.setattr(jobs, "_enqueue", lambda job, draft_count: None)
     WorkerState.objects.create(hostname="gpu@box", state=WorkerState.State.READY)
     make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)

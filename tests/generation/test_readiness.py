@@ -5,11 +5,13 @@ N/A). The dashboard, the class page, the review page and job creation all agree.
 """
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from classes import selectors as class_selectors
 from generation import selectors, services
 from generation.models import Draft, Feedback
+from generation.services import jobs
 from tests.factories import StudentFactory, TermAssessmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def no_enqueue(monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda job, draft_count: None)
+    monkeypatch.setattr(jobs, "_enqueue", lambda job, draft_count: None)
 
 
 @pytest.fixture
@@ -108,7 +110,7 @@ def test_missing_current_behaviour_is_not_ready_anywhere(world, login, no_behavi
         assignment=world.assignment, term=world.term, students=[no_behaviour]
     )[0]
     assert not readiness.is_ready and readiness.missing == ("comportement /10",)
-    with pytest.raises(services.ValidationError):
+    with pytest.raises(ValidationError):
         services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
 
 

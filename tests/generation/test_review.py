@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from generation import services
 from generation.models import Appreciation, Draft, Feedback, GenerationJob
 from generation.prompts import PROMPT_VERSION
-from tests.factories import TermAssessmentFactory
+from tests.factories import DraftFactory, TermAssessmentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def make_draft(world, student, text=DRAFT_TEXT, flags=()):
         status=GenerationJob.Status.SUCCEEDED,
         defaults={"requested_by": world.teacher},
     )
-    draft = Draft.objects.create(
+    draft = DraftFactory(
         job=job,
         student=student,
         subject=world.assignment.subject,

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from generation import services
 from generation.models import Appreciation, Draft, GenerationJob
+from generation.services import runner
 from tests.factories import TermAssessmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +33,7 @@ def test_pages_of_a_stalled_job_change_no_row(world, login, settings, monkeypatc
     for student in world.school_class.students.all():
         TermAssessmentFactory(student=student, term=world.term, subject=world.assignment.subject)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
-    services._claim_batch(job=job, hostname="gpu@gone", size=2)
+    runner._claim_batch(job=job, hostname="gpu@gone", size=2)
     long_ago = timezone.now() - timedelta(seconds=settings.APPRECIATION_STALL_SECONDS * 10)
     Draft.objects.filter(job=job, status=Draft.Status.RUNNING).update(claimed_at=long_ago)
     GenerationJob.objects.filter(pk=job.pk).update(

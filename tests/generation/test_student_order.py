@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from generation import export_selectors
+from exports import selectors as export_selectors
 from generation.models import Appreciation, Draft, GenerationJob
 from generation.selectors import review_rows
 from tests.factories import (

@@ -14,6 +14,7 @@ from django.db import connection
 
 from generation import services
 from generation.models import Draft, GenerationJob
+from generation.services import jobs
 from tests.factories import StudentFactory, TermAssessmentFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +93,7 @@ def test_sigkill_mid_class_then_restart_finishes_without_duplicates(
         TermAssessmentFactory(student=student, term=world.terms[0])
     for student in world.school_class.students.all():
         TermAssessmentFactory(student=student, term=world.term, subject=world.assignment.subject)
-    monkeypatch.setattr(services, "_enqueue", lambda job, draft_count: None)
+    monkeypatch.setattr(jobs, "_enqueue", lambda job, draft_count: None)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
     GenerationJob.objects.filter(pk=job.pk).update(tasks_sent=1)
     total = job.drafts.count()

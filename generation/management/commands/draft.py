@@ -11,7 +11,8 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from generation.prompts import AVERAGE_MAX, RATING_MAX, PromptInputs, build_messages
+from common.scales import AVERAGE_MAX, RATING_MAX
+from generation.prompts import PromptInputs, build_messages
 
 DEFAULT_SUBJECT = "Histoire-Géographie"
 

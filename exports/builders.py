@@ -3,8 +3,9 @@
 Report cards (CSV for French spreadsheets, Gepi's import file, XLSX, printable PDF) and the
 feedback dataset (TRL's chat and preference JSONL, the `eltorio/appreciation` Parquet and CSV).
 
-No database and no request here: export_selectors chooses the rows (only final appréciations,
-the missing students listed apart), the views and the `export_dataset` command pick a builder.
+No database and no request here: exports.selectors and exports.dataset choose the rows (only
+final appréciations, the missing students listed apart), the views and the `export_dataset`
+command pick a builder.
 The PDF builder renders a template (no query) and hands it to WeasyPrint.
 
 Formula injection (student names come from imported files, appréciations from people): every

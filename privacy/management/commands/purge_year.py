@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from classes.models import School, SchoolYear
-from classes.student_data import PurgeRefused, year_purge
+from privacy.student_data import PurgeRefused, year_purge
 
 REMOVED = {
     "classes": "classes",

@@ -29,10 +29,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from generation.checks import name_variants, normalize
-from generation.models import Appreciation, Draft, Feedback, GenerationJob
-
-from .models import (
+from classes.models import (
     SchoolClass,
     SchoolYear,
     Student,
@@ -40,14 +37,12 @@ from .models import (
     TeachingAssignment,
     TermAssessment,
 )
+from generation.checks import PLACEHOLDER, name_variants, normalize
+from generation.models import Appreciation, Draft, Feedback, GenerationJob
 
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "appreciation-student-data/1"
-# What replaces a student's name in the texts of the feedback rows that are kept. The row stays
-# (it is a log of a validation and a dataset row); the dataset export should leave out the rows
-# that contain it.
-PLACEHOLDER = "[élève]"
 
 
 # --- Export -----------------------------------------------------------------------------------

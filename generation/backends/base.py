@@ -1,8 +1,9 @@
 """The generation backend interface, chosen by a setting like Django's email backends.
 
 Pure module: the web process imports it to read a backend's interface and errors, never
-torch. The real backend lives in worker/ (worker.backends.transformers.TransformersBackend)
-and is imported by dotted path only when get_backend() is called, in the worker process.
+torch. The in-memory backend is generation.backends.locmem; the real one lives in worker/
+(worker.backends.transformers.TransformersBackend) and is imported by dotted path only when
+get_backend() is called, in the worker process.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 STATUS_LOADING = "loading"
 STATUS_READY = "ready"
 STATUS_FAILED = "failed"
+# A backend that does not size its batches from its memory drafts this many prompts at once.
+DEFAULT_BATCH_SIZE = 8
 
 MODEL_LOAD_USER_MESSAGE = (
     "Le modèle n'a pas pu être chargé. Les appréciations ne peuvent pas être générées pour"
@@ -97,6 +100,11 @@ class BaseBackend:
         A backend with nothing to load from disk is always available."""
         return ModelAvailability(available=True)
 
+    def batch_size(self, *, prompt_tokens: int) -> int:
+        """How many prompts of about `prompt_tokens` tokens one generate() call takes (the
+        runner claims batches of this size unless APPRECIATION_BATCH_SIZE is set)."""
+        return DEFAULT_BATCH_SIZE
+
     def model_info(self) -> dict[str, Any]:
         """Base and adapter ids, device, dtype, and whether it is the test model."""
         raise NotImplementedError
@@ -138,47 +146,3 @@ def reset_backend_cache() -> None:
     """Forget every cached backend (tests; a worker that must reload its model)."""
     with _cache_lock:
         _cache.clear()
-
-
-# Sentences that pass every check (French, impersonal, no grade, 1-40 words), so that a draft
-# written by the local backend is a plausible one. A sequence number keeps every draft distinct.
-_LOCMEM_SENTENCES = (
-    "Trimestre sérieux et régulier ; la participation orale doit encore s'affirmer.",
-    "Un travail appliqué qui porte ses fruits ; poursuivre les efforts à l'écrit.",
-    "Des progrès nets ce trimestre ; l'attention en classe reste à consolider.",
-    "Ensemble satisfaisant : une implication constante, des méthodes à approfondir.",
-)
-
-
-class LocmemBackend(BaseBackend):
-    """A backend in memory, like Django's locmem email backend: no model, instant answers.
-
-    Each answer is a valid French appréciation with a distinct ordinal word; `sent` keeps
-    (key, text) of every answer in order, for tests, benchmarks and demos.
-    """
-
-    _ORDINALS = ("premier", "deuxième", "troisième", "quatrième", "cinquième", "sixième")
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.sent: list[tuple[str, str]] = []
-
-    def load(self) -> None:
-        self._status = STATUS_READY
-
-    def model_info(self) -> dict[str, Any]:
-        return {"base_model": "locmem", "adapter": "locmem", "test_model": True}
-
-    def generate(
-        self, requests: Sequence[GenerationRequest], *, seed: int | None = None
-    ) -> list[GenerationResult]:
-        self._status = STATUS_READY
-        results = []
-        for request in requests:
-            n = len(self.sent)
-            sentence = _LOCMEM_SENTENCES[n % len(_LOCMEM_SENTENCES)]
-            ordinal = self._ORDINALS[(n // len(_LOCMEM_SENTENCES)) % len(self._ORDINALS)]
-            text = f"{sentence[:-1]}, {ordinal} conseil."
-            self.sent.append((request.key, text))
-            results.append(GenerationResult(key=request.key, text=text))
-        return results

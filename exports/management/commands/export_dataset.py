@@ -24,7 +24,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from audit.models import AuditEvent
 from audit.services import audit_record
 from classes.models import School
-from generation import export_selectors, exports
+from exports import builders, dataset
 
 
 def parse_since(value: str) -> datetime:
@@ -44,7 +44,7 @@ class Command(BaseCommand):
     help = "Export the feedback dataset (chat JSONL, preference JSONL, eltorio Parquet or CSV)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--format", required=True, choices=exports.DATASET_FORMATS)
+        parser.add_argument("--format", required=True, choices=builders.DATASET_FORMATS)
         parser.add_argument(
             "--since", help="Only validations from this date (YYYY-MM-DD) or ISO datetime on."
         )
@@ -63,13 +63,13 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"--since {options['since']!r}: expected YYYY-MM-DD or an ISO datetime."
                 ) from None
-        if fmt in exports.BINARY_DATASET_FORMATS and options["output"] is None:
+        if fmt in builders.BINARY_DATASET_FORMATS and options["output"] is None:
             raise CommandError(f"--format {fmt} writes a binary file: give it with -o/--output.")
         school_id = options["school"]
         if school_id is not None and not School.objects.filter(pk=school_id).exists():
             raise CommandError(f"No school with id {school_id}.")
-        selection = export_selectors.dataset_selection(fmt=fmt, school_id=school_id, since=since)
-        content = exports.DATASET_BUILDERS[fmt](selection.rows)
+        selection = dataset.dataset_selection(fmt=fmt, school_id=school_id, since=since)
+        content = builders.DATASET_BUILDERS[fmt](selection.rows)
         output: Path | None = options["output"]
         if output is None:
             self.stdout.ending = ""

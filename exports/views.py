@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -26,11 +26,12 @@ from django.views.decorators.http import require_GET
 from audit.models import AuditEvent
 from audit.services import audit_record
 from classes import selectors as class_selectors
+from classes.access import access_assignment_and_term_by_id
 from classes.models import Term
-from classes.views import assignment_and_term_or_404
 
-from . import export_selectors, exports
-from .export_selectors import ClassExport
+from . import builders, dataset, selectors
+from .access import access_class_and_term_by_id, exportable_classes
+from .selectors import ClassExport
 
 # format -> (button label, help text). Gepi's file is per class × subject only.
 REPORT_FORMATS = {
@@ -74,30 +75,30 @@ def _report_file(export: ClassExport, *, fmt: str) -> HttpResponse:
     heading = export.heading()
     name = _basename(export)
     if fmt == "csv":
-        content = exports.report_csv(heading=heading, lines=export.lines())
+        content = builders.report_csv(heading=heading, lines=export.lines())
         return _attachment(
-            content, filename=f"appreciations-{name}.csv", content_type=exports.CSV_CONTENT_TYPE
+            content, filename=f"appreciations-{name}.csv", content_type=builders.CSV_CONTENT_TYPE
         )
     if fmt == "gepi":
-        content = exports.report_gepi(lines=export.lines(gepi=True))
+        content = builders.report_gepi(lines=export.lines(gepi=True))
         return _attachment(
-            content, filename=f"gepi-{name}.csv", content_type=exports.CSV_CONTENT_TYPE
+            content, filename=f"gepi-{name}.csv", content_type=builders.CSV_CONTENT_TYPE
         )
     if fmt == "xlsx":
-        content = exports.report_xlsx(
+        content = builders.report_xlsx(
             heading=heading, lines=export.lines(), missing=export.missing_lines()
         )
         return _attachment(
-            content, filename=f"appreciations-{name}.xlsx", content_type=exports.XLSX_CONTENT_TYPE
+            content, filename=f"appreciations-{name}.xlsx", content_type=builders.XLSX_CONTENT_TYPE
         )
-    content = exports.report_pdf(
+    content = builders.report_pdf(
         heading=heading,
         lines=export.lines(),
         missing=export.missing_lines(),
         generated_on=timezone.localdate(),
     )
     return _attachment(
-        content, filename=f"appreciations-{name}.pdf", content_type=exports.PDF_CONTENT_TYPE
+        content, filename=f"appreciations-{name}.pdf", content_type=builders.PDF_CONTENT_TYPE
     )
 
 
@@ -171,7 +172,7 @@ def export_index(request: HttpRequest) -> HttpResponse:
     ]
     classes = [
         (school_class, terms.get(school_class.school_year_id, []))
-        for school_class in export_selectors.exportable_classes(user=user)
+        for school_class in exportable_classes(user=user)
     ]
     context = {"page": "index", "assignments": assignments, "classes": classes}
     if user.is_school_admin:
@@ -181,13 +182,13 @@ def export_index(request: HttpRequest) -> HttpResponse:
         context["dataset"] = [
             {
                 "fmt": fmt,
-                "selection": export_selectors.dataset_selection(
+                "selection": dataset.dataset_selection(
                     fmt=fmt, school_id=user.school_id, since=since
                 ),
                 "url": reverse("exports:dataset_file", args=[fmt])
                 + (f"?depuis={form.cleaned_data['depuis'].isoformat()}" if since else ""),
             }
-            for fmt in exports.DATASET_FORMATS
+            for fmt in builders.DATASET_FORMATS
         ]
     return render(request, "generation/exports.html", context)
 
@@ -197,10 +198,10 @@ def export_index(request: HttpRequest) -> HttpResponse:
 
 def _assignment_export(request: HttpRequest, assignment_pk: int, term_pk: int):
     # Own assignments and, for a department head, those of the subjects they head.
-    assignment, term = assignment_and_term_or_404(
-        class_selectors.visible_assignments(user=request.user), assignment_pk, term_pk
+    assignment, term = access_assignment_and_term_by_id(
+        request.user, assignment_pk, term_pk, scope="visible"
     )
-    return assignment, export_selectors.assignment_export(assignment=assignment, term=term)
+    return assignment, selectors.assignment_export(assignment=assignment, term=term)
 
 
 @login_required
@@ -257,13 +258,8 @@ def assignment_copy(request: HttpRequest, assignment_pk: int, term_pk: int) -> H
 
 
 def _class_export(request: HttpRequest, class_pk: int, term_pk: int) -> ClassExport:
-    school_class = get_object_or_404(
-        export_selectors.exportable_classes(user=request.user), pk=class_pk
-    )
-    term = export_selectors.class_term(school_class=school_class, term_pk=term_pk)
-    if term is None:
-        raise Http404("No such term for this class")
-    return export_selectors.class_export(school_class=school_class, term=term)
+    school_class, term = access_class_and_term_by_id(request.user, class_pk, term_pk)
+    return selectors.class_export(school_class=school_class, term=term)
 
 
 @login_required
@@ -326,15 +322,15 @@ def _since(form: DatasetFilterForm) -> datetime | None:
 def dataset_file(request: HttpRequest, fmt: str) -> HttpResponse:
     """The school's feedback dataset: no names, no identifiers, rows quoting a grade left out."""
     user = request.user
-    if not user.is_school_admin or user.school_id is None or fmt not in exports.DATASET_FORMATS:
+    if not user.is_school_admin or user.school_id is None or fmt not in builders.DATASET_FORMATS:
         raise Http404("Not available")
     form = DatasetFilterForm(request.GET or None)
     if form.is_bound and not form.is_valid():
         messages.error(request, "Date invalide : choisissez une date dans le calendrier.")
         return redirect("exports:index")
     since = _since(form)
-    selection = export_selectors.dataset_selection(fmt=fmt, school_id=user.school_id, since=since)
-    content = exports.DATASET_BUILDERS[fmt](selection.rows)
+    selection = dataset.dataset_selection(fmt=fmt, school_id=user.school_id, since=since)
+    content = builders.DATASET_BUILDERS[fmt](selection.rows)
     audit_record(
         event=AuditEvent.Event.DATASET_DOWNLOAD,
         request=request,
@@ -346,6 +342,6 @@ def dataset_file(request: HttpRequest, fmt: str) -> HttpResponse:
     stamp = timezone.localdate().isoformat()
     return _attachment(
         content,
-        filename=f"retours-{fmt}-{stamp}.{exports.DATASET_EXTENSIONS[fmt]}",
-        content_type=exports.DATASET_CONTENT_TYPES[fmt],
+        filename=f"retours-{fmt}-{stamp}.{builders.DATASET_EXTENSIONS[fmt]}",
+        content_type=builders.DATASET_CONTENT_TYPES[fmt],
     )

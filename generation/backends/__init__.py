@@ -1,0 +1,37 @@
+"""The generation backend interface, chosen by a setting like Django's email backends:
+`base` declares the contract (and get_backend), `locmem` is the in-memory backend. The face
+hands their names on, so that settings say `generation.backends.LocmemBackend`."""
+
+from .base import (
+    DEFAULT_BATCH_SIZE,
+    MODEL_LOAD_USER_MESSAGE,
+    MODEL_MISSING_USER_MESSAGE,
+    STATUS_FAILED,
+    STATUS_LOADING,
+    STATUS_READY,
+    BaseBackend,
+    GenerationRequest,
+    GenerationResult,
+    ModelAvailability,
+    ModelLoadError,
+    get_backend,
+    reset_backend_cache,
+)
+from .locmem import LocmemBackend
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "MODEL_LOAD_USER_MESSAGE",
+    "MODEL_MISSING_USER_MESSAGE",
+    "STATUS_FAILED",
+    "STATUS_LOADING",
+    "STATUS_READY",
+    "BaseBackend",
+    "GenerationRequest",
+    "GenerationResult",
+    "LocmemBackend",
+    "ModelAvailability",
+    "ModelLoadError",
+    "get_backend",
+    "reset_backend_cache",
+]
