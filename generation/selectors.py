@@ -172,22 +172,38 @@ def generation_plan(
     *, assignment: TeachingAssignment, term: Term, students: list[Student] | None = None
 ) -> GenerationPlan:
     readiness = class_readiness(assignment=assignment, term=term, students=students)
-    ready = [r for r in readiness if r.is_ready]
+    ready_ids = [r.student.pk for r in readiness if r.is_ready]
     statuses = dict(
         Appreciation.objects.filter(
-            student_id__in=[r.student.pk for r in ready],
-            subject_id=assignment.subject_id,
-            term=term,
+            student_id__in=ready_ids, subject_id=assignment.subject_id, term=term
         ).values_list("student_id", "status")
     )
+    return _plan(readiness, statuses)
+
+
+def generation_plan_of_rows(rows: list[ReviewRow]) -> GenerationPlan:
+    """The same plan from review rows already read (the review page): no second read."""
+    return _plan(
+        [row.readiness for row in rows],
+        {row.student.pk: row.appreciation.status for row in rows if row.appreciation},
+    )
+
+
+def _plan(readiness: list[StudentReadiness], statuses: dict[int, str]) -> GenerationPlan:
+    ready = [r for r in readiness if r.is_ready]
+    ready_ids = {r.student.pk for r in ready}
     return GenerationPlan(
         ready=ready,
         not_ready=[r for r in readiness if not r.is_ready],
         replace_ids=frozenset(
-            pk for pk, status in statuses.items() if status == Appreciation.Status.GENERATED
+            pk
+            for pk, status in statuses.items()
+            if pk in ready_ids and status == Appreciation.Status.GENERATED
         ),
         human_text_ids=frozenset(
-            pk for pk, status in statuses.items() if status in HUMAN_TEXT_STATUSES
+            pk
+            for pk, status in statuses.items()
+            if pk in ready_ids and status in HUMAN_TEXT_STATUSES
         ),
     )
 

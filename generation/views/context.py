@@ -68,7 +68,7 @@ def review_context(*, request, assignment: TeachingAssignment, term: Term) -> di
     editable = class_selectors.can_edit_assessments(
         user=request.user, assignment=assignment, term=term
     )
-    plan = selectors.generation_plan(assignment=assignment, term=term)
+    plan = selectors.generation_plan_of_rows(rows)
     return {
         "assignment": assignment,
         "term": term,
