@@ -1,11 +1,8 @@
 """The copy view in a real browser (Debian's chromium through Playwright): « Copier » puts one
 student's appréciation on the clipboard, « Tout copier » every text in class order, and the live
-region says what was copied. Skipped, with the reason, where no chromium is installed."""
+region says what was copied. Needs chromium (tests/browser/conftest.py)."""
 
 from __future__ import annotations
-
-import os
-import shutil
 
 import pytest
 from django.urls import reverse
@@ -13,27 +10,12 @@ from django.urls import reverse
 from generation.models import Appreciation
 from tests.factories import (
     FRENCH_CLASS_ORDER,
-    PASSWORD,
     SchoolClassFactory,
     TeachingAssignmentFactory,
     french_class_students,
 )
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture
-def browser():
-    if CHROMIUM is None:
-        reason = "No chromium on this machine: the browser test needs Debian's chromium"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser tests: {reason}", pytrace=False)
-        pytest.skip(reason)
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        launched.close()
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
@@ -60,17 +42,9 @@ def copy_url(world, live_server):
     return reverse("exports:assignment_copy", args=[assignment.pk, world.term.pk])
 
 
-def test_copy_one_student_then_all(world, live_server, copy_url, browser):
-    context = browser.new_context(base_url=live_server.url)
+def test_copy_one_student_then_all(world, live_server, copy_url, context, page, log_in):
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(reverse("login"))
-    page.fill("input[name=username]", world.teacher.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(world.teacher)
     page.goto(copy_url)
 
     page.get_by_role("button", name="Copier l'appréciation de N'Diaye Awa").click()
@@ -82,5 +56,3 @@ def test_copy_one_student_then_all(world, live_server, copy_url, browser):
     status.filter(has_text="Copié : toutes les appréciations").wait_for()
     lines = page.evaluate("navigator.clipboard.readText()").split("\n")
     assert lines == [f"Appréciation de {first}." for _, first in FRENCH_CLASS_ORDER]
-    assert errors == []  # no Content-Security-Policy violation, no script error
-    context.close()
