@@ -69,6 +69,17 @@ class School(models.Model):
     requires_head_approval = models.BooleanField(
         "approbation du responsable de discipline requise", default=False
     )
+    # Off unless the school's admin opts in: the school's validated texts (pseudonymous) may
+    # then train the adapter every school shares.
+    feedback_trains_shared_models = models.BooleanField(
+        "les appréciations validées peuvent entraîner le modèle partagé",
+        default=False,
+        help_text=(
+            "Si coché, les appréciations validées de l'établissement, sans nom ni identifiant,"
+            " peuvent servir à entraîner les nouvelles versions du modèle, partagées par tous"
+            " les établissements de la plateforme."
+        ),
+    )
     # Sign-in through the school's ENT (CAS). Empty address: passwords only.
     cas_server_url = models.URLField(
         "adresse du serveur CAS de l'ENT",
@@ -195,6 +206,8 @@ class Teacher(AbstractUser):
         verbose_name="établissement",
     )
     role = models.CharField("rôle", max_length=20, choices=Role.choices, default=Role.TEACHER)
+    # The teachers' panel compares drafts from two model versions, blind (learning app).
+    on_panel = models.BooleanField("membre du panel d'évaluation", default=False)
     headed_subjects = models.ManyToManyField(
         Subject, blank=True, related_name="heads", verbose_name="disciplines dirigées"
     )

@@ -7,6 +7,62 @@ from django.db import models
 from django.db.models import Q
 
 
+class ModelVersion(models.Model):
+    """One adapter the platform can draft with: where it is, what it came from, how it scored.
+
+    The model card's adapter is the first version. A training run adds a candidate; promoting
+    it makes it the only active version (workers load it at their next job); the one it
+    replaces is retired, and rolling back makes it active again. Never deleted: drafts and
+    feedback point at the version that wrote them.
+    """
+
+    class State(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retirée"
+
+    name = models.CharField("nom", max_length=100, unique=True)
+    base_model = models.CharField(
+        "modèle de base", max_length=300, help_text="Identifiant du Hub ou dossier local."
+    )
+    adapter = models.CharField(
+        "adaptateur", max_length=500, help_text="Identifiant du Hub ou dossier local (LoRA)."
+    )
+    # sha256 over the adapter's weight files: two versions with one hash are one adapter.
+    adapter_sha256 = models.CharField("empreinte des poids (SHA-256)", max_length=64, blank=True)
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="children",
+        verbose_name="version d'origine",
+    )
+    # Snapshot id, content hash and row counts (train / validation / test) of its data.
+    training_data = models.JSONField("données d'entraînement", default=dict, blank=True)
+    training_settings = models.JSONField("réglages d'entraînement", default=dict, blank=True)
+    # The latest evaluation's figures against the version active then (learning app).
+    evaluation = models.JSONField("évaluation", default=dict, blank=True)
+    state = models.CharField("état", max_length=10, choices=State.choices, default=State.CANDIDATE)
+    is_test_model = models.BooleanField("modèle de test", default=False)
+    created_at = models.DateTimeField("créée le", auto_now_add=True)
+    promoted_at = models.DateTimeField("mise en service le", null=True, blank=True)
+    retired_at = models.DateTimeField("retirée le", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "version du modèle"
+        verbose_name_plural = "versions du modèle"
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="active"), name="one_active_model_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_state_display()})"
+
+
 class GenerationJob(models.Model):
     """One teacher's request: draft a class (or one student) for one assignment and term.
 
@@ -114,6 +170,14 @@ class Draft(models.Model):
     attempts = models.PositiveSmallIntegerField("tentatives", default=0)
     model_base = models.CharField("modèle de base", max_length=300, blank=True)
     model_adapter = models.CharField("adaptateur du modèle", max_length=300, blank=True)
+    model_version = models.ForeignKey(
+        ModelVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="version du modèle",
+    )
     is_test_model = models.BooleanField("modèle de test", default=False)
     # The worker generating it (a lease): several GPU workers share a class, each claiming
     # batches; a claim older than the lease, or by a worker that restarted, is taken over.
@@ -358,6 +422,14 @@ class Feedback(models.Model):
     prompt_version = models.CharField("version des consignes", max_length=40, blank=True)
     model_base = models.CharField("modèle de base", max_length=300, blank=True)
     model_adapter = models.CharField("adaptateur du modèle", max_length=300, blank=True)
+    model_version = models.ForeignKey(
+        ModelVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="version du modèle",
+    )
     # The inputs as the dataset records them (no identity): subject, trimester, averages...
     inputs = models.JSONField("saisies", default=dict)
     rating = models.CharField("avis", max_length=4, choices=Rating.choices, blank=True)
@@ -397,6 +469,14 @@ class QuickDraft(models.Model):
     flags = models.JSONField("alertes", default=list)
     attempts = models.PositiveSmallIntegerField("tentatives", default=0)
     is_test_model = models.BooleanField("modèle de test", default=False)
+    model_version = models.ForeignKey(
+        ModelVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="version du modèle",
+    )
     error_message = models.TextField("message d'erreur", blank=True)
     created_at = models.DateTimeField("créé le", auto_now_add=True)
 

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "worker",
     "exports",
     "privacy",
+    "learning",
     # Security (issue 6): login throttling, Content-Security-Policy, audit log.
     "axes",
     "csp",
