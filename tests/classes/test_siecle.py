@@ -564,7 +564,6 @@ def test_superuser_imports_into_any_school(school, client):
     assert root.school is None
 
 
-
 def assert_invitation_for(teacher, text: str) -> None:
     """`text` holds a valid invitation link for `teacher` (the token carries the time in
     seconds, so a link made a second apart differs: check it, don't compare it)."""
@@ -578,6 +577,7 @@ def assert_invitation_for(teacher, text: str) -> None:
     tokens = re.findall(rf"/invitation/{uid}/([0-9a-z]+-[0-9a-f]+)/", text)
     assert tokens, text
     assert all(default_token_generator.check_token(teacher, token) for token in tokens)
+
 
 def test_admin_invitation_actions(school, school_admin, client, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
