@@ -204,7 +204,10 @@ class TeacherAdmin(SchoolScopedAdmin, UserAdmin):
     fieldsets = [
         (None, {"fields": ["username", "password"]}),
         ("Identité", {"fields": ["last_name", "first_name", "email", "ent_id"]}),
-        ("Rôle", {"fields": ["school", "role", "headed_subjects", "is_active", "is_staff"]}),
+        (
+            "Rôle",
+            {"fields": ["school", "role", "headed_subjects", "on_panel", "is_active", "is_staff"]},
+        ),
         ("Annuaire", {"fields": ["sts_id"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]

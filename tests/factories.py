@@ -18,7 +18,8 @@ from classes.models import (
     Term,
     TermAssessment,
 )
-from generation.models import Appreciation, Draft, Feedback, GenerationJob
+from generation.models import Appreciation, Draft, Feedback, GenerationJob, ModelVersion
+from learning.models import PanelItem, PanelJudgement
 
 PASSWORD = "correct-horse-battery"
 
@@ -193,6 +194,54 @@ class FeedbackFactory(DjangoModelFactory):
 
     class Meta:
         model = Feedback
+
+
+# --- Learning loop: model versions, the teachers' panel (issue 13, panel-dashboard) ---
+
+
+class ModelVersionFactory(DjangoModelFactory):
+    """A model version (a candidate unless told otherwise); names are unique."""
+
+    class Meta:
+        model = ModelVersion
+
+    name = factory.Sequence(lambda n: f"version-{n}")
+    base_model = "meta-llama/Llama-3.2-3B-Instruct"
+    adapter = factory.Sequence(lambda n: f"/models/adapter-{n}")
+    state = ModelVersion.State.CANDIDATE
+
+
+class PanelItemFactory(DjangoModelFactory):
+    """Two drafts for the same pseudonymous inputs, from two versions."""
+
+    class Meta:
+        model = PanelItem
+
+    version_a = factory.SubFactory(ModelVersionFactory)
+    version_b = factory.SubFactory(ModelVersionFactory)
+    inputs = factory.LazyFunction(
+        lambda: {
+            "subject": "Histoire-Géographie",
+            "level": "Seconde",
+            "trimester": 2,
+            "repeating": False,
+            "averages": [12.5, 13.0, None],
+            "behaviour": 7.0,
+            "participation": 6.5,
+            "work": 8.0,
+        }
+    )
+    text_a = factory.Sequence(lambda n: f"Trimestre sérieux et régulier, travail n°{n} appliqué.")
+    text_b = factory.Sequence(
+        lambda n: f"Des efforts à poursuivre, participation n°{n} à développer."
+    )
+
+
+class PanelJudgementFactory(DjangoModelFactory):
+    """A judgement as its fields say (give item, judge, verdict)."""
+
+    class Meta:
+        model = PanelJudgement
 
 
 def french_class_students(school_class: SchoolClass) -> list[Student]:

@@ -321,3 +321,16 @@
     });
   });
 })();
+
+// The teachers' panel: after a choice, the next pair replaces the form; the focus moves to
+// its heading so a keyboard or screen-reader user starts reading the new pair.
+(function () {
+  "use strict";
+  document.addEventListener("htmx:afterSwap", function (event) {
+    const target = event.detail.target;
+    if (!target || target.id !== "panel-item") return;
+    const section = document.getElementById("panel-item");
+    const heading = section && section.querySelector("h2[tabindex='-1']");
+    if (heading) heading.focus();
+  });
+})();

@@ -1,0 +1,187 @@
+"""Server-rendered SVG charts for the quality dashboard: the geometry here, the markup in
+templates/learning/dashboard.html. No script, no library, no CDN; the page always puts the
+numbers in a table beside each chart (the chart is an image with a title and a description).
+
+Sizes are in the SVG's own units (a viewBox): the chart scales to its box, a phone included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WIDTH = 600
+LABEL_WIDTH = 190  # left column for the bars' labels
+VALUE_WIDTH = 70  # right column for the values
+ROW_HEIGHT = 28
+BAR_HEIGHT = 18
+LABEL_MAX_CHARS = 26
+SERIES_COUNT = 4  # styles (colour and dash) before they repeat
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_MAX_CHARS else label[: LABEL_MAX_CHARS - 1] + "…"
+
+
+def percent_text(share: float | None) -> str:
+    if share is None:
+        return "—"
+    return f"{share * 100:.1f}".replace(".", ",").removesuffix(",0") + " %"
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value_text: str
+    x: float
+    y: float
+    width: float
+    height: float
+    text_y: float
+
+    @property
+    def value_x(self) -> float:
+        return round(self.x + self.width + 4, 1)
+
+
+@dataclass(frozen=True)
+class BarChart:
+    """Horizontal bars, one per row."""
+
+    chart_id: str
+    title: str
+    desc: str
+    height: int
+    bars: list[Bar]
+    label_x: int = LABEL_WIDTH - 8
+    bar_x: int = LABEL_WIDTH
+    width: int = WIDTH
+
+    @property
+    def axis_end(self) -> int:
+        return WIDTH - VALUE_WIDTH
+
+
+def bar_chart(
+    *,
+    chart_id: str,
+    title: str,
+    desc: str,
+    rows: list[tuple[str, float | None, str]],
+    maximum: float | None = None,
+) -> BarChart:
+    """rows: (label, value, value as text); a None value draws no bar ("—")."""
+    values = [value for _, value, _ in rows if value is not None]
+    top = maximum if maximum is not None else max(values, default=0) or 1
+    span = WIDTH - LABEL_WIDTH - VALUE_WIDTH
+    bars = []
+    for index, (label, value, value_text) in enumerate(rows):
+        y = 8 + index * ROW_HEIGHT
+        length = 0.0 if value is None else max(0.0, min(1.0, value / top)) * span
+        bars.append(
+            Bar(
+                label=_short(label),
+                value_text=value_text,
+                x=LABEL_WIDTH,
+                y=y,
+                width=round(length, 1),
+                height=BAR_HEIGHT,
+                text_y=y + BAR_HEIGHT - 4,
+            )
+        )
+    return BarChart(
+        chart_id=chart_id,
+        title=title,
+        desc=desc,
+        height=16 + len(rows) * ROW_HEIGHT,
+        bars=bars,
+    )
+
+
+# --- Lines over time ----------------------------------------------------------------------------
+
+PLOT_LEFT = 48
+PLOT_RIGHT = WIDTH - 16
+PLOT_TOP = 12
+PLOT_BOTTOM = 200
+LINE_HEIGHT = 262
+
+
+@dataclass(frozen=True)
+class Point:
+    x: float
+    y: float
+    tooltip: str
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    style: int  # 0..SERIES_COUNT-1: the CSS class series-N (colour and dash pattern)
+    points: list[Point]
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{p.x},{p.y}" for p in self.points)
+
+
+@dataclass(frozen=True)
+class Tick:
+    position: float
+    label: str
+
+
+@dataclass(frozen=True)
+class LineChart:
+    """Shares (0 to 100 %) over time, one line per series; a gap where a series has no data."""
+
+    chart_id: str
+    title: str
+    desc: str
+    series: list[Series]
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    width: int = WIDTH
+    height: int = LINE_HEIGHT
+    left: int = PLOT_LEFT
+    right: int = PLOT_RIGHT
+    top: int = PLOT_TOP
+    bottom: int = PLOT_BOTTOM
+
+
+def line_chart(
+    *,
+    chart_id: str,
+    title: str,
+    desc: str,
+    x_labels: list[str],
+    series: list[tuple[str, list[float | None]]],
+) -> LineChart:
+    count = len(x_labels)
+    span = PLOT_RIGHT - PLOT_LEFT
+
+    def x_of(index: int) -> float:
+        return round(PLOT_LEFT + (span / 2 if count == 1 else span * index / (count - 1)), 1)
+
+    def y_of(share: float) -> float:
+        return round(PLOT_BOTTOM - (PLOT_BOTTOM - PLOT_TOP) * max(0.0, min(1.0, share)), 1)
+
+    drawn = []
+    for number, (name, values) in enumerate(series):
+        points = [
+            Point(x_of(i), y_of(v), f"{name}, {x_labels[i]} : {percent_text(v)}")
+            for i, v in enumerate(values)
+            if v is not None
+        ]
+        drawn.append(Series(name=name, style=number % SERIES_COUNT, points=points))
+    # At most 8 month labels under the axis, evenly spread.
+    step = max(1, -(-count // 8))
+    x_ticks = [Tick(x_of(i), x_labels[i]) for i in range(0, count, step)]
+    y_ticks = [Tick(y_of(share), percent_text(share)) for share in (0, 0.25, 0.5, 0.75, 1)]
+    return LineChart(
+        chart_id=chart_id,
+        title=title,
+        desc=desc,
+        series=drawn,
+        x_ticks=x_ticks,
+        y_ticks=y_ticks,
+    )
