@@ -100,7 +100,7 @@ def bar_chart(
 # --- Lines over time ----------------------------------------------------------------------------
 
 PLOT_LEFT = 48
-PLOT_RIGHT = WIDTH - 16
+PLOT_RIGHT = WIDTH - 44  # room for the last month's label, centred on its point
 PLOT_TOP = 12
 PLOT_BOTTOM = 200
 LINE_HEIGHT = 262
