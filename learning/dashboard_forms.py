@@ -26,7 +26,7 @@ class DashboardFilterForm(forms.Form):
         self.fields["version"].choices = [
             ("", "Toutes"),
             *[(str(v.pk), f"{v.name} ({v.get_state_display().lower()})") for v in versions],
-            (NO_VERSION, "Non enregistrée (avant le suivi des versions)"),
+            (NO_VERSION, "Non enregistrée (brouillons plus anciens)"),
         ]
         self.fields["subject"].choices = [("", "Toutes"), *[(s.pk, s.name) for s in subjects]]
         self.fields["level"].choices = [("", "Tous"), *[(lv.pk, lv.name) for lv in levels]]

@@ -37,7 +37,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from classes.models import Teacher
 from generation import tasks
 from generation.models import Appreciation, Draft, Feedback, GenerationJob, QuickDraft
-from tests.factories import TeacherFactory
+from learning.models import PanelItem
+from tests.factories import ModelVersionFactory, PanelItemFactory, TeacherFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +46,15 @@ MISSING = 999_999
 PUBLIC = {"login", "ent_login", "teacher_invitation", "teacher_invitation_done"}
 SKIPPED_NAMESPACES = ("admin:",)
 
-ACTORS = ("teacher", "other_teacher", "head", "admin", "foreign_teacher", "no_school")
+ACTORS = (
+    "teacher",
+    "other_teacher",
+    "head",
+    "admin",
+    "foreign_teacher",
+    "no_school",
+    "panel_member",
+)
 TARGETS = ("own", "other", "foreign")
 
 
@@ -62,6 +71,8 @@ class Owned:
     appreciation: Appreciation
     feedback: Feedback
     quick: QuickDraft
+    # The panel's items are shared by every school: one per owner only to have several ids.
+    panel_item: PanelItem
 
 
 def _owned(owner, assignment, term) -> Owned:
@@ -102,7 +113,8 @@ def _owned(owner, assignment, term) -> Owned:
         prompt_version="test",
         text="Bon trimestre.",
     )
-    return Owned(owner, assignment, term, student, job, appreciation, feedback, quick)
+    panel_item = PanelItemFactory(version_a=ModelVersionFactory(), version_b=ModelVersionFactory())
+    return Owned(owner, assignment, term, student, job, appreciation, feedback, quick, panel_item)
 
 
 def build_objects(world) -> dict[str, Owned]:
@@ -121,6 +133,8 @@ def actors(world) -> dict[str, Teacher]:
         "admin": world.admin,
         "foreign_teacher": world.foreign_teacher,
         "no_school": TeacherFactory(school=None),
+        # On the teachers' panel (learning): judges any item, sees no class.
+        "panel_member": TeacherFactory(school=world.school, on_panel=True),
     }
 
 
@@ -224,6 +238,17 @@ URLS: dict[str, Spec] = {
     "exports:dataset_file": Spec(
         ("get",), frozenset({("admin", None)}), fixed={"fmt": "appreciation-csv"}
     ),
+    # learning: the teachers' panel (its members, any school) and the quality dashboard
+    # (school admins; department heads for their subjects)
+    "learning:panel": Spec(("get",), frozenset({("panel_member", None)})),
+    "learning:panel_judge": Spec(
+        ("post",),
+        frozenset(("panel_member", target) for target in TARGETS),
+        lambda o: {"item_pk": o.panel_item.pk},
+        lambda o: {"choice": "first"},
+    ),
+    "learning:panel_results": Spec(("get",), frozenset({("panel_member", None)})),
+    "learning:dashboard": Spec(("get",), frozenset({("head", None), ("admin", None)})),
 }
 
 

@@ -10,6 +10,13 @@ from django.urls import reverse
 
 from generation import services
 from generation.models import Appreciation
+from learning.models import PanelJudgement
+from tests.factories import (
+    ModelVersionFactory,
+    PanelItemFactory,
+    PanelJudgementFactory,
+    TeacherFactory,
+)
 from tests.generation.test_review import make_draft
 
 from .support import (
@@ -51,6 +58,15 @@ def site(world) -> Site:
         version=appreciation.version,
     )
     assert Appreciation.objects.filter(status=Appreciation.Status.VALIDATED).count() == 1
+    # The teachers' panel: a member, a pair to judge and a judged one (learning).
+    world.panel_member = TeacherFactory(school=world.school, on_panel=True)
+    old, new = ModelVersionFactory(name="adaptateur-carte"), ModelVersionFactory(name="candidate-1")
+    PanelItemFactory(version_a=new, version_b=old)
+    PanelJudgementFactory(
+        item=PanelItemFactory(version_a=new, version_b=old),
+        judge=world.panel_member,
+        verdict=PanelJudgement.Verdict.A_BETTER,
+    )
     return Site(world, reverse("generation:review", args=[world.assignment.pk, world.term.pk]))
 
 
@@ -72,6 +88,9 @@ def urls(world) -> dict[str, tuple[str | None, str]]:
         "quick-draft": ("teacher", reverse("generation:quick_draft")),
         "import": ("teacher", reverse("classes:import_upload", args=[a, t])),
         "password-change": ("teacher", reverse("password_change")),
+        "panel": ("panel_member", reverse("learning:panel")),
+        "panel-results": ("panel_member", reverse("learning:panel_results")),
+        "quality-dashboard": ("head", reverse("learning:dashboard")),
         "admin-index": ("admin", reverse("admin:index")),
         "admin-changelist": ("admin", reverse("admin:classes_student_changelist")),
     }
@@ -92,6 +111,9 @@ PAGES = [
     "quick-draft",
     "import",
     "password-change",
+    "panel",
+    "panel-results",
+    "quality-dashboard",
     "admin-index",
     "admin-changelist",
 ]

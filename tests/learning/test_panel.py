@@ -359,3 +359,31 @@ def test_nothing_identifies_a_student_or_a_school(client, world):
         "Travail (/10)",
         "Redoublement",
     ]
+
+
+def test_the_school_admin_puts_a_teacher_on_the_panel(client, world):
+    """The teacher's page of the school's admin has the « membre du panel » box."""
+    client.force_login(world.admin)
+    url = reverse("admin:classes_teacher_change", args=[world.teacher.pk])
+    assert 'name="on_panel"' in client.get(url).content.decode()
+    teacher = world.teacher
+    response = client.post(
+        url,
+        {
+            "username": teacher.username,
+            "last_name": teacher.last_name,
+            "first_name": teacher.first_name,
+            "email": "",
+            "ent_id": "",
+            "school": world.school.pk,
+            "role": "teacher",
+            "on_panel": "on",
+            "is_active": "on",
+            "sts_id": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    teacher.refresh_from_db()
+    assert teacher.on_panel
+    client.force_login(teacher)
+    assert client.get(reverse("learning:panel")).status_code == 200
