@@ -12,12 +12,15 @@ and level by name, the trimester's number), which every validation records.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import Q, TextField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils import timezone
 
@@ -150,7 +153,8 @@ def quality_stats(facts: list[FeedbackFacts]) -> QualityStats:
     times = [f.seconds_spent for f in facts if f.seconds_spent is not None]
     flagged: Counter[str] = Counter()
     for fact in facts:
-        flagged.update(fact.flag_codes)
+        if fact.flag_codes:
+            flagged.update(fact.flag_codes)
     reasons = Counter(f.reason for f in facts if f.rating == Feedback.Rating.DOWN and f.reason)
     return QualityStats(
         validations=count,
@@ -176,7 +180,13 @@ class DashboardFilters:
     trimester: int | None = None
 
 
-def _flag_codes(flags) -> frozenset[str]:
+def _flag_codes(flags_json: str | None) -> frozenset[str]:
+    if not flags_json or flags_json.replace(" ", "") == "[]":
+        return frozenset()
+    try:
+        flags = json.loads(flags_json)
+    except ValueError:
+        return frozenset()
     codes = set()
     for flag in flags if isinstance(flags, list) else []:
         code = flag.get("code") if isinstance(flag, dict) else None
@@ -208,10 +218,14 @@ def scoped_facts(*, scope: DashboardScope, filters: DashboardFilters) -> list[Fe
         "edited",
         "edit_distance",
         "seconds_spent",
-        "flags",
+        # As text, decoded only when not empty (most drafts have no flag).
+        Cast("flags", TextField()),
         "rating",
         "reason",
-        "inputs",
+        # Only the three keys, as text: decoding every row's whole JSON costs more.
+        KT("inputs__subject"),
+        KT("inputs__level"),
+        KT("inputs__trimester"),
         "appreciation__subject_id",
         "draft__subject_id",
         "appreciation__student__school_class__level_id",
@@ -228,7 +242,9 @@ def scoped_facts(*, scope: DashboardScope, filters: DashboardFilters) -> list[Fe
         flags,
         rating,
         reason,
-        inputs,
+        input_subject,
+        input_level,
+        input_trimester,
         appreciation_subject,
         draft_subject,
         appreciation_level,
@@ -236,21 +252,15 @@ def scoped_facts(*, scope: DashboardScope, filters: DashboardFilters) -> list[Fe
         appreciation_trimester,
         draft_trimester,
     ) in values:
-        inputs = inputs if isinstance(inputs, dict) else {}
-        trimester = inputs.get("trimester")
+        # Text on PostgreSQL, a number on SQLite (`->>` keeps JSON numbers as numbers there).
+        trimester = int(input_trimester) if str(input_trimester) in ("1", "2", "3") else None
         fact = FeedbackFacts(
             version_id=version_id,
             subject_id=_first(
-                appreciation_subject, draft_subject, subject_by_name.get(inputs.get("subject"))
+                appreciation_subject, draft_subject, subject_by_name.get(input_subject)
             ),
-            level_id=_first(
-                appreciation_level, draft_level, level_by_name.get(inputs.get("level"))
-            ),
-            trimester=_first(
-                appreciation_trimester,
-                draft_trimester,
-                trimester if trimester in TRIMESTER_LABELS else None,
-            ),
+            level_id=_first(appreciation_level, draft_level, level_by_name.get(input_level)),
+            trimester=_first(appreciation_trimester, draft_trimester, trimester),
             validated_at=validated_at,
             edited=edited,
             edit_distance=edit_distance,
@@ -311,8 +321,9 @@ class Dashboard:
     flag_codes: list[tuple[str, str]]  # the checks that flagged something here, graver first
 
 
-def _month_key(moment: datetime) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m")
+def _month_key(moment: datetime, zone) -> str:
+    local = moment.astimezone(zone)
+    return f"{local.year:04d}-{local.month:02d}"
 
 
 def _month_label(key: str) -> str:
@@ -369,8 +380,9 @@ def quality_dashboard(*, user: Teacher, filters: DashboardFilters | None = None)
         )
 
     by_month: dict[str, list[FeedbackFacts]] = defaultdict(list)
+    zone = timezone.get_current_timezone()
     for fact in facts:
-        by_month[_month_key(fact.validated_at)].append(fact)
+        by_month[_month_key(fact.validated_at, zone)].append(fact)
     months = []
     for key in sorted(by_month):
         month_facts = by_month[key]
