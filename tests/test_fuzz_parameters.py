@@ -22,7 +22,7 @@ PARAMETERS = (
     "since", "student", "finals", "rating", "reason", "text", "version", "draft", "confirmed",
     "seconds_spent", "trimestre", "value", "comment", "payload", "next", "subject", "level",
     "trimester", "average_1", "average_2", "average_3", "behaviour", "participation", "work",
-    "school_year", "status", "term", "format", "file",
+    "school_year", "status", "term", "format", "file", "choice",
 )  # fmt: skip
 
 JUNK = st.one_of(
