@@ -203,9 +203,13 @@ def scoped_facts(*, scope: DashboardScope, filters: DashboardFilters) -> list[Fe
     """The validations of drafts the scope sees, filtered."""
     rows = Feedback.objects.filter(school=scope.school).exclude(draft_text="")
     if filters.version == NO_VERSION:
-        rows = rows.filter(model_version__isnull=True)
+        rows = rows.filter(model_version__isnull=True, draft__model_version__isnull=True)
     elif filters.version:
-        rows = rows.filter(model_version_id=int(filters.version))
+        version_id = int(filters.version)
+        rows = rows.filter(
+            Q(model_version_id=version_id)
+            | Q(model_version__isnull=True, draft__model_version_id=version_id)
+        )
     subject_by_name = {}
     for subject in subjects_for_school(school=scope.school).order_by("-school_id"):
         # The school's own subject wins over a shared one of the same name (set last).
@@ -214,6 +218,7 @@ def scoped_facts(*, scope: DashboardScope, filters: DashboardFilters) -> list[Fe
     facts = []
     values = rows.values_list(
         "model_version_id",
+        "draft__model_version_id",
         "validated_at",
         "edited",
         "edit_distance",
@@ -235,6 +240,7 @@ def scoped_facts(*, scope: DashboardScope, filters: DashboardFilters) -> list[Fe
     ).order_by("validated_at", "pk")
     for (
         version_id,
+        draft_version_id,
         validated_at,
         edited,
         edit_distance,
@@ -255,7 +261,8 @@ def scoped_facts(*, scope: DashboardScope, filters: DashboardFilters) -> list[Fe
         # Text on PostgreSQL, a number on SQLite (`->>` keeps JSON numbers as numbers there).
         trimester = int(input_trimester) if str(input_trimester) in ("1", "2", "3") else None
         fact = FeedbackFacts(
-            version_id=version_id,
+            # The feedback's own version; else its draft's (both record the version that wrote).
+            version_id=_first(version_id, draft_version_id),
             subject_id=_first(
                 appreciation_subject, draft_subject, subject_by_name.get(input_subject)
             ),
@@ -412,11 +419,11 @@ def dashboard_filter_choices(*, user: Teacher) -> dict:
     """What the filter form offers: the versions that drafted for the scope, its subjects, the
     levels, the trimesters."""
     scope = dashboard_scope(user=user)
-    version_ids = (
-        Feedback.objects.filter(school=scope.school, model_version__isnull=False)
-        .values_list("model_version_id", flat=True)
-        .distinct()
-    )
+    feedback = Feedback.objects.filter(school=scope.school)
+    version_ids = {
+        *feedback.values_list("model_version_id", flat=True).distinct(),
+        *feedback.values_list("draft__model_version_id", flat=True).distinct(),
+    } - {None}
     return {
         "versions": list(ModelVersion.objects.filter(pk__in=version_ids).order_by("-pk")),
         "subjects": list(scope.subjects()),

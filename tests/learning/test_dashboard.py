@@ -12,7 +12,8 @@ import pytest
 from django.urls import reverse
 
 from classes.models import Teacher
-from generation.models import Feedback
+from generation import services
+from generation.models import Draft, Feedback
 from learning import dashboard
 from learning.dashboard_charts import bar_chart, line_chart
 from tests.factories import (
@@ -24,6 +25,7 @@ from tests.factories import (
     level,
     shared_subject,
 )
+from tests.generation.test_review import make_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -342,3 +344,63 @@ def test_a_line_skips_months_without_data():
     assert [p.y for p in first.points] == [chart.top, chart.bottom]
     assert second.points[0].y == pytest.approx((chart.top + chart.bottom) / 2)
     assert second.style != first.style
+
+
+# --- From real validations -------------------------------------------------------------------
+
+
+def test_real_validations_count_with_their_drafts_version(world):
+    """Validations through the review service (not rows written by hand): the draft kept as
+    is, the draft edited, a text written without a draft (not counted). The feedback's own
+    version is not filled here: the draft's version stands for it."""
+    version = ModelVersionFactory(name="active-2026")
+    students = list(world.school_class.students.order_by("pk"))
+    kept = make_draft(world, students[0], flags=flags("grade"))
+    edited = make_draft(world, students[1])
+    Draft.objects.update(model_version=version)
+    for student, appreciation, text, seconds in (
+        (students[0], kept, kept.text, 30),
+        (students[1], edited, edited.text + " Bon courage.", 50),
+    ):
+        services.draft_validate(
+            assignment=world.assignment,
+            term=world.term,
+            student=student,
+            user=world.teacher,
+            text=text,
+            version=appreciation.version,
+            seconds_spent=seconds,
+            confirmed=True,
+        )
+    services.draft_validate(
+        assignment=world.assignment,
+        term=world.term,
+        student=students[2],
+        user=world.teacher,
+        text="Un texte écrit par l'enseignant.",
+        version=0,
+        confirmed=True,
+    )
+    assert Feedback.objects.count() == 3
+
+    board = dashboard.quality_dashboard(user=world.head)
+    [only] = board.by_version
+    assert only.name == "active-2026"
+    stats = only.stats
+    assert stats.validations == 2
+    assert stats.unchanged_share == pytest.approx(1 / 2)
+    assert stats.mean_edit_distance == pytest.approx(len(" Bon courage.") / 2)
+    assert stats.median_seconds == 40
+    assert stats.flag_share("grade") == pytest.approx(1 / 2)
+    [row] = board.breakdown
+    assert (row.subject_name, row.level_name, row.trimester_label) == (
+        "Histoire-Géographie",
+        "Seconde",
+        "2e trimestre",
+    )
+    assert (
+        dashboard.quality_dashboard(
+            user=world.head, filters=dashboard.DashboardFilters(version=str(version.pk))
+        ).total.validations
+        == 2
+    )
