@@ -322,14 +322,17 @@
   });
 })();
 
-// The teachers' panel: after a choice, the next pair replaces the form; the focus moves to
-// its heading so a keyboard or screen-reader user starts reading the new pair.
+// The teachers' panel: after a choice, the next pair replaces the form. The live region that
+// stays in place says the choice was saved (a region swapped in whole is not read), and the
+// focus moves to the new pair's heading so the reading starts there.
 (function () {
   "use strict";
   document.addEventListener("htmx:afterSwap", function (event) {
     const target = event.detail.target;
     if (!target || target.id !== "panel-item") return;
     const section = document.getElementById("panel-item");
+    const region = document.getElementById("panel-status");
+    if (section && region) region.textContent = section.dataset.panelNotice || "";
     const heading = section && section.querySelector("h2[tabindex='-1']");
     if (heading) heading.focus();
   });
