@@ -185,3 +185,73 @@ def line_chart(
         x_ticks=x_ticks,
         y_ticks=y_ticks,
     )
+
+
+# --- Win rates with their intervals (the panel's results) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class IntervalRow:
+    label: str
+    value_text: str
+    y: float  # the row's centre line
+    low_x: float
+    high_x: float
+    rate_x: float
+
+
+@dataclass(frozen=True)
+class IntervalChart:
+    """One row per pair: a dot at the rate, a line over its interval, 50 % marked."""
+
+    chart_id: str
+    title: str
+    desc: str
+    height: int
+    rows: list[IntervalRow]
+    ticks: list[Tick]
+    middle_x: float
+    label_x: int = LABEL_WIDTH - 8
+    left: int = LABEL_WIDTH
+    right: int = WIDTH - VALUE_WIDTH
+    width: int = WIDTH
+
+    @property
+    def axis_y(self) -> int:
+        return self.height - 24
+
+
+def interval_chart(
+    *,
+    chart_id: str,
+    title: str,
+    desc: str,
+    rows: list[tuple[str, float, float, float, str]],
+) -> IntervalChart:
+    """rows: (label, rate, low, high, rate as text), shares from 0 to 1."""
+    span = WIDTH - VALUE_WIDTH - LABEL_WIDTH
+
+    def x_of(share: float) -> float:
+        return round(LABEL_WIDTH + span * max(0.0, min(1.0, share)), 1)
+
+    drawn = [
+        IntervalRow(
+            label=_short(label),
+            value_text=text,
+            y=8 + index * ROW_HEIGHT + BAR_HEIGHT / 2,
+            low_x=x_of(low),
+            high_x=x_of(high),
+            rate_x=x_of(rate),
+        )
+        for index, (label, rate, low, high, text) in enumerate(rows)
+    ]
+    height = 16 + len(rows) * ROW_HEIGHT + 24
+    return IntervalChart(
+        chart_id=chart_id,
+        title=title,
+        desc=desc,
+        height=height,
+        rows=drawn,
+        ticks=[Tick(x_of(share), percent_text(share)) for share in (0, 0.25, 0.5, 0.75, 1)],
+        middle_x=x_of(0.5),
+    )

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from common.http import HtmxHttpRequest
 
 from . import panel
+from .dashboard_charts import interval_chart, percent_text
 from .panel_forms import PanelJudgementForm
 
 
@@ -68,4 +69,28 @@ def panel_judge(request: HtmxHttpRequest, item_pk: int) -> HttpResponse:
 @require_GET
 def panel_results_page(request: HttpRequest) -> HttpResponse:
     panel.ensure_panel_member(request.user)
-    return render(request, "learning/panel_results.html", {"results": panel.panel_results()})
+    results = panel.panel_results()
+    judged = [r for r in results if r.judgements]
+    chart = None
+    if judged:
+        chart = interval_chart(
+            chart_id="chart-win-rates",
+            title="Taux de victoire de la version A sur la version B, avec l'intervalle à 95 %",
+            desc="; ".join(
+                f"{r.version_a.name} contre {r.version_b.name} : {percent_text(r.win_rate)}"
+                f" (de {percent_text(r.interval.low)} à {percent_text(r.interval.high)},"
+                f" {r.judgements} jugements)"
+                for r in judged
+            ),
+            rows=[
+                (
+                    f"{r.version_a.name} / {r.version_b.name}",
+                    r.win_rate,
+                    r.interval.low,
+                    r.interval.high,
+                    percent_text(r.win_rate),
+                )
+                for r in judged
+            ],
+        )
+    return render(request, "learning/panel_results.html", {"results": results, "chart": chart})

@@ -13,6 +13,7 @@ from django.urls import reverse
 from classes.models import Teacher
 from generation import selectors as generation_selectors
 from learning import panel
+from learning.dashboard_charts import interval_chart
 from learning.models import PanelJudgement
 from tests.factories import (
     ModelVersionFactory,
@@ -123,6 +124,21 @@ def test_results_page_shows_counts_rate_interval_and_says_ties_count_half(client
     assert "demi-victoire" in html
     assert "80 %" in html  # 8 of 10
     assert "49 % à 94,3 %" in html  # Wilson, 8 of 10
+    # The chart: an image with a title and its numbers in the description, beside the table.
+    assert 'role="img"' in html and '<title id="chart-win-rates-title">' in html
+    assert "candidate-mars contre adaptateur-carte : 80 % (de 49 % à 94,3 %, 10 jugements)" in (
+        unescape(html)
+    )
+
+
+def test_the_interval_chart_places_rate_and_bounds_on_one_scale():
+    chart = interval_chart(
+        chart_id="c", title="t", desc="d", rows=[("a / b", 0.5, 0.25, 1.0, "50 %")]
+    )
+    [row] = chart.rows
+    assert row.rate_x == chart.middle_x
+    assert row.low_x == pytest.approx(chart.left + (chart.right - chart.left) / 4)
+    assert row.high_x == chart.right
 
 
 # --- Blind, random order, mapped back on the server ---------------------------------------------
