@@ -134,8 +134,10 @@ def shown_inputs(inputs: dict) -> list[tuple[str, str]]:
     if not isinstance(inputs, dict):
         return []
     shown: list[tuple[str, str]] = []
-    if inputs.get("subject"):
-        shown.append(("Discipline", str(inputs["subject"])))
+    # "subject" as the dataset rows name it; "subject_name" as generation.prompts.PromptInputs.
+    subject = inputs.get("subject") or inputs.get("subject_name")
+    if subject:
+        shown.append(("Discipline", str(subject)))
     if inputs.get("level"):
         shown.append(("Niveau", str(inputs["level"])))
     trimester = inputs.get("trimester")

@@ -403,3 +403,9 @@ def test_the_school_admin_puts_a_teacher_on_the_panel(client, world):
     assert teacher.on_panel
     client.force_login(teacher)
     assert client.get(reverse("learning:panel")).status_code == 200
+
+
+def test_inputs_named_as_the_prompt_names_them_are_shown_too():
+    shown = dict(panel.shown_inputs({"subject_name": "Mathématiques", "trimester": 3}))
+    assert shown == {"Discipline": "Mathématiques", "Trimestre": "3e trimestre"}
+    assert panel.shown_inputs(["pas", "un", "dictionnaire"]) == []
