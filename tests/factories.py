@@ -212,3 +212,25 @@ def french_class_students(school_class: SchoolClass) -> list[Student]:
 
 def full_names(students) -> list[str]:
     return [f"{s.last_name} {s.first_name}" for s in students]
+
+
+# --- The evaluation of a model version (issue 13, agent "evaluation") ---
+class ModelVersionFactory(DjangoModelFactory):
+    """A model version as its fields say (give base_model and adapter to load it)."""
+
+    class Meta:
+        model = "generation.ModelVersion"
+
+    name = factory.Sequence(lambda n: f"v{n + 1}")
+    base_model = "unsloth/Llama-3.2-3B-Instruct"
+    adapter = "eltorio/Llama-3.2-3B-appreciation"
+
+
+class ModelEvaluationFactory(DjangoModelFactory):
+    """An evaluation as its fields say (give candidate and reference)."""
+
+    class Meta:
+        model = "learning.ModelEvaluation"
+
+
+# --- end of the evaluation block ---
