@@ -331,9 +331,7 @@ APPRECIATION_EVALUATION_PANEL_ITEMS = env.int("APPRECIATION_EVALUATION_PANEL_ITE
 APPRECIATION_GATE_MIN_ROWS = env.int("APPRECIATION_GATE_MIN_ROWS", default=30)
 # - its loss on the teachers' texts (nats per token) at most this much above the active one's
 #   (0.02: the same within noise; fine-tuning on the teachers' texts should lower it);
-APPRECIATION_GATE_MAX_LOSS_INCREASE = env.float(
-    "APPRECIATION_GATE_MAX_LOSS_INCREASE", default=0.02
-)
+APPRECIATION_GATE_MAX_LOSS_INCREASE = env.float("APPRECIATION_GATE_MAX_LOSS_INCREASE", default=0.02)
 # - at least this share of its drafts passing every check (length, no grade, French,
 #   impersonal, no wording to avoid, no name), and at most this drop below the active one's;
 APPRECIATION_GATE_MIN_CHECK_PASS_SHARE = env.float(
