@@ -349,3 +349,20 @@ def test_the_command_prints_the_figures(world, tiny_model_settings, tiny_version
     assert "Promotion gate:" in out
     evaluation = ModelEvaluation.objects.get()
     assert evaluation.state == ModelEvaluation.State.FINISHED
+
+
+@pytest.mark.model
+def test_a_version_that_cannot_load_fails_with_a_message(world, tiny_model_settings, tmp_path):
+    base = tiny_model_settings.APPRECIATION_BASE_MODEL
+    reference = ModelVersionFactory(
+        name="v1", base_model=base, adapter=str(tmp_path / "absent"), state="active"
+    )
+    candidate = ModelVersionFactory(name="v2", base_model=base, adapter=str(tmp_path / "gone"))
+    evaluation = ModelEvaluationFactory(candidate=candidate, reference=reference)
+    rows, _ = rows_and_outputs()
+    result = services.model_evaluation_run(evaluation_id=evaluation.pk, rows=rows)
+    assert result.state == ModelEvaluation.State.FAILED
+    assert "n'a pas pu être chargé" in result.error_message
+    assert not PanelItem.objects.exists()
+    # A failed evaluation is not run again by a second delivery.
+    assert services.model_evaluation_run(evaluation_id=evaluation.pk, rows=rows) is None

@@ -153,3 +153,26 @@ def test_the_loss_changes_with_the_adapter(tiny_model, tmp_path):
         backend_options=options,
     )
     assert one["loss"] != two["loss"]
+
+
+def test_the_drafting_model_of_the_process_is_released_first(tiny_model, settings):
+    from generation.backends import get_backend, reset_backend_cache
+
+    base, adapter = tiny_model
+    settings.APPRECIATION_BACKEND = "worker.backends.transformers.TransformersBackend"
+    settings.APPRECIATION_BASE_MODEL = str(base)
+    settings.APPRECIATION_ADAPTER = str(adapter)
+    settings.APPRECIATION_DEVICE = "cpu"
+    reset_backend_cache()
+    drafting = get_backend()
+    drafting.load()
+    evaluate_model(
+        base_model=str(base),
+        adapter=str(adapter),
+        examples=examples()[:1],
+        seed=1,
+        backend_options={"device": "cpu", "max_new_tokens": 2},
+    )
+    # Forgotten by the process: the next job loads a fresh one.
+    assert get_backend() is not drafting
+    reset_backend_cache()
