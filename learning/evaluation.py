@@ -34,7 +34,7 @@ from .evaluation_metrics import (
     version_figures,
     word_count_distribution,
 )
-from .models import ModelEvaluation, PanelItem
+from .models import ModelEvaluation, PanelItem, TrainingRun
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,34 @@ def model_evaluation_create(
     """A queued evaluation of `candidate` against `reference` (default: the active version),
     sent to the GPU queue after commit. The same pair waiting or running is not queued twice."""
     _require_superuser(user)
+    return _queue(candidate=candidate, reference=reference, seed=seed, send=send)
+
+
+@transaction.atomic
+def model_evaluation_create_for_training_run(
+    *, training_run: TrainingRun, send: bool = True
+) -> ModelEvaluation:
+    """The evaluation of a finished training run's candidate against the active version (the
+    training's own service calls it: no user, the run was started by a superuser)."""
+    if training_run.result_version is None:
+        raise EvaluationError("Cet entraînement n'a pas produit de version à évaluer.")
+    return _queue(
+        candidate=training_run.result_version,
+        reference=None,
+        seed=None,
+        send=send,
+        training_run=training_run,
+    )
+
+
+def _queue(
+    *,
+    candidate: ModelVersion,
+    reference: ModelVersion | None,
+    seed: int | None,
+    send: bool,
+    training_run: TrainingRun | None = None,
+) -> ModelEvaluation:
     if reference is None:
         reference = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).first()
         if reference is None:
@@ -130,6 +158,7 @@ def model_evaluation_create(
     evaluation = ModelEvaluation.objects.create(
         candidate=candidate,
         reference=reference,
+        training_run=training_run,
         seed=settings.APPRECIATION_EVALUATION_SEED if seed is None else seed,
     )
     if send:

@@ -366,3 +366,48 @@ def test_a_version_that_cannot_load_fails_with_a_message(world, tiny_model_setti
     assert not PanelItem.objects.exists()
     # A failed evaluation is not run again by a second delivery.
     assert services.model_evaluation_run(evaluation_id=evaluation.pk, rows=rows) is None
+
+
+def test_a_finished_training_run_queues_the_evaluation_of_its_candidate(pair):
+    from learning.models import TrainingRun
+
+    candidate, reference = pair
+    run = TrainingRun.objects.create(state=TrainingRun.State.FINISHED, result_version=candidate)
+    evaluation = services.model_evaluation_create_for_training_run(training_run=run, send=False)
+    assert (evaluation.candidate, evaluation.reference, evaluation.training_run) == (
+        candidate,
+        reference,
+        run,
+    )
+    with pytest.raises(services.EvaluationError):
+        services.model_evaluation_create_for_training_run(
+            training_run=TrainingRun.objects.create(), send=False
+        )
+
+
+def test_a_superuser_starts_an_evaluation_from_the_page(
+    pair, client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from celery import current_app
+
+    candidate, reference = pair
+    sent = []
+    # What reaches the broker, by name, after commit (the real worker: the tiny-model test).
+    task = current_app.tasks[services.EVALUATE_VERSION]
+    monkeypatch.setattr(task, "delay_on_commit", lambda *args: sent.append(args))
+    client.force_login(TeacherFactory(school=None, is_superuser=True))
+    page = client.get(reverse("learning:version_evaluation", args=[candidate.pk]))
+    assert "pas encore été évaluée" in page.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("learning:evaluation_start"), {"candidate": candidate.pk})
+    evaluation = ModelEvaluation.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("learning:evaluation", args=[evaluation.pk])
+    assert (evaluation.candidate, evaluation.reference) == (candidate, reference)
+    assert sent == [(evaluation.pk,)]
+    page = client.get(response["Location"]).content.decode()
+    assert "Rechargez la page" in page
+    # The active version is not offered as a candidate.
+    refused = client.post(reverse("learning:evaluation_start"), {"candidate": reference.pk})
+    assert refused.status_code == 400
+    assert ModelEvaluation.objects.count() == 1
