@@ -27,7 +27,6 @@ from generation.checks import KnownNames, clean_text
 from generation.models import ModelVersion
 
 from .evaluation_metrics import (
-    GATE_LABELS,
     GateThresholds,
     compare_versions,
     promotion_gate,
@@ -405,10 +404,6 @@ def latest_evaluation_of(*, version: ModelVersion) -> ModelEvaluation | None:
         .filter(candidate=version)
         .first()
     )
-
-
-def gate_labels() -> dict[str, str]:
-    return dict(GATE_LABELS)
 
 
 def comparison(evaluation: ModelEvaluation) -> dict[str, list[str]] | None:
