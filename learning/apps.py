@@ -9,3 +9,8 @@ class LearningConfig(AppConfig):
 
     name = "learning"
     verbose_name = "Amélioration du modèle"
+
+    def ready(self) -> None:
+        # Registers the tasks with Celery, so that the services find them by name (they never
+        # import the tasks).
+        from . import tasks  # noqa: F401

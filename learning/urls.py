@@ -1,13 +1,23 @@
 from django.urls import path
 
-from . import dashboard_views, panel_views
+from . import dashboard_views, evaluation_views, panel_views
 
 app_name = "learning"
 
+# Mounted under apprentissage/ (appreciation_site/urls.py).
 urlpatterns = [
-    # panel-dashboard (issue 13, agent 4)
+    # The teachers' panel and the quality dashboard.
     path("panel/", panel_views.panel_page, name="panel"),
     path("panel/paires/<int:item_pk>/juger/", panel_views.panel_judge, name="panel_judge"),
     path("panel/resultats/", panel_views.panel_results_page, name="panel_results"),
     path("qualite/", dashboard_views.dashboard_page, name="dashboard"),
+    # The evaluation of a model version (superusers).
+    path("evaluations/", evaluation_views.evaluation_list, name="evaluations"),
+    path("evaluations/lancer/", evaluation_views.evaluation_start, name="evaluation_start"),
+    path("evaluations/<int:evaluation_pk>/", evaluation_views.evaluation_detail, name="evaluation"),
+    path(
+        "versions/<int:version_pk>/evaluation/",
+        evaluation_views.version_evaluation,
+        name="version_evaluation",
+    ),
 ]

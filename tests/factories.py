@@ -261,3 +261,16 @@ def french_class_students(school_class: SchoolClass) -> list[Student]:
 
 def full_names(students) -> list[str]:
     return [f"{s.last_name} {s.first_name}" for s in students]
+
+
+# --- The evaluation of a model version (issue 13, agent "evaluation") ---
+
+
+class ModelEvaluationFactory(DjangoModelFactory):
+    """An evaluation as its fields say (give candidate and reference)."""
+
+    class Meta:
+        model = "learning.ModelEvaluation"
+
+
+# --- end of the evaluation block ---

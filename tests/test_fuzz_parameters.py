@@ -11,6 +11,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.factories import TeacherFactory
 from tests.test_url_security import URLS, actors, build_objects, no_task_is_queued, path_for
 
 __all__ = ["no_task_is_queued"]  # the autouse fixture: nothing reaches a broker
@@ -22,7 +23,7 @@ PARAMETERS = (
     "since", "student", "finals", "rating", "reason", "text", "version", "draft", "confirmed",
     "seconds_spent", "trimestre", "value", "comment", "payload", "next", "subject", "level",
     "trimester", "average_1", "average_2", "average_3", "behaviour", "participation", "work",
-    "school_year", "status", "term", "format", "file", "choice",
+    "school_year", "status", "term", "format", "file", "choice", "candidate",
 )  # fmt: skip
 
 JUNK = st.one_of(
@@ -53,6 +54,8 @@ VIEWS = [(name, method) for name, spec in sorted(URLS.items()) for method in spe
 
 
 def _owner_and_target(spec):
+    if not spec.allowed:
+        return "superuser", None  # a superuser's page (the model's evaluations)
     for actor, target in sorted(spec.allowed, key=lambda pair: (pair[1] or "", pair[0])):
         if target in (None, "own"):
             return actor, target
@@ -71,7 +74,8 @@ def test_junk_parameters_never_answer_500(world, name, method, data):
     actor, target = _owner_and_target(spec)
     # Hypothesis runs every example on the same `world`: its objects are built once.
     if "_fuzz" not in world.__dict__:
-        world.__dict__["_fuzz"] = (build_objects(world), actors(world))
+        people = {**actors(world), "superuser": TeacherFactory(school=None, is_superuser=True)}
+        world.__dict__["_fuzz"] = (build_objects(world), people)
     objects, people = world.__dict__["_fuzz"]
     owned = objects[target] if target else None
     user = people[actor]

@@ -317,3 +317,38 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": APPRECIATION_RECOVERY_INTERVAL},
     },
 }
+
+# --- The evaluation of a model version (issue 13, agent "evaluation") ---
+# A candidate and the active version draft the held-out test rows with the same seed, and the
+# teachers' texts are scored under each (learning/evaluation.py). Fixed batches: on a GPU the
+# automatic size follows the free memory, and another batching would draw other numbers.
+APPRECIATION_EVALUATION_BATCH_SIZE = env.int("APPRECIATION_EVALUATION_BATCH_SIZE", default=8)
+APPRECIATION_EVALUATION_SEED = env.int("APPRECIATION_EVALUATION_SEED", default=1234)
+# Pairs of drafts written for the teachers' panel per evaluation (identical pairs left out).
+APPRECIATION_EVALUATION_PANEL_ITEMS = env.int("APPRECIATION_EVALUATION_PANEL_ITEMS", default=200)
+# The promotion gate: a candidate "can be put in service" when every criterion passes.
+# - at least this many test rows (fewer say too little to compare two versions);
+APPRECIATION_GATE_MIN_ROWS = env.int("APPRECIATION_GATE_MIN_ROWS", default=30)
+# - its loss on the teachers' texts (nats per token) at most this much above the active one's
+#   (0.02: the same within noise; fine-tuning on the teachers' texts should lower it);
+APPRECIATION_GATE_MAX_LOSS_INCREASE = env.float("APPRECIATION_GATE_MAX_LOSS_INCREASE", default=0.02)
+# - at least this share of its drafts passing every check (length, no grade, French,
+#   impersonal, no wording to avoid, no name), and at most this drop below the active one's;
+APPRECIATION_GATE_MIN_CHECK_PASS_SHARE = env.float(
+    "APPRECIATION_GATE_MIN_CHECK_PASS_SHARE", default=0.9
+)
+APPRECIATION_GATE_MAX_CHECK_PASS_DROP = env.float(
+    "APPRECIATION_GATE_MAX_CHECK_PASS_DROP", default=0.02
+)
+# - chrF to the teachers' texts at least this many points above the active one's (0: not
+#   further from what teachers write), and the normalised edit distance at most this much above;
+APPRECIATION_GATE_MIN_CHRF_GAIN = env.float("APPRECIATION_GATE_MIN_CHRF_GAIN", default=0.0)
+APPRECIATION_GATE_MAX_EDIT_DISTANCE_INCREASE = env.float(
+    "APPRECIATION_GATE_MAX_EDIT_DISTANCE_INCREASE", default=0.0
+)
+# - its mean draft length within this many words of the teachers' mean.
+APPRECIATION_GATE_MAX_WORD_COUNT_GAP = env.float(
+    "APPRECIATION_GATE_MAX_WORD_COUNT_GAP", default=5.0
+)
+CELERY_TASK_ROUTES["learning.tasks.evaluate_version"] = {"queue": "gpu"}
+# --- end of the evaluation block ---
