@@ -26,15 +26,16 @@ from ..backends import (
     BaseBackend,
     ModelAvailability,
     ModelLoadError,
-    get_backend,
 )
 from ..drafting import DraftItem, draft_with_checks
 from ..models import (
     Draft,
     GenerationJob,
+    ModelVersion,
     WorkerState,
 )
 from .review import appreciation_propose
+from .versions import model_version_backend, model_version_ensure_active
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +60,22 @@ TOO_MANY_DELIVERIES_MESSAGE = (
 )
 
 
-def worker_state_set(*, hostname: str, state: str, backend: BaseBackend | None, detail: str = ""):
+def worker_state_set(
+    *,
+    hostname: str,
+    state: str,
+    backend: BaseBackend | None,
+    detail: str = "",
+    model_version: ModelVersion | None = None,
+):
     info = {}
     if backend is not None:
         try:
             info = backend.model_info()
         except Exception:  # model_info must never hide the real state
             logger.exception("model_info() failed")
+    if model_version is not None:
+        info["model_version"] = model_version.name
     WorkerState.objects.update_or_create(
         hostname=hostname or socket.gethostname(),
         defaults={"state": state, "model_info": info, "detail": detail},
@@ -77,7 +87,8 @@ def worker_check_model(*, hostname: str, backend: BaseBackend | None = None) -> 
     take minutes); the answer is recorded as the worker's state (idle or model missing)."""
     hostname = hostname or socket.gethostname()
     try:
-        backend = backend or get_backend()
+        # The active version's files (the first version is created from the settings).
+        backend = backend or model_version_backend(version=model_version_ensure_active())
     except Exception:
         # The check must never stop a worker: the load, later, says what is wrong.
         logger.exception("Worker %s: no backend to check the model with", hostname)
@@ -253,6 +264,7 @@ def _write_outcomes(*, job_id: int, outcomes, info: dict) -> int:
                 attempts=outcome.attempts,
                 model_base=str(info.get("base_model", "")),
                 model_adapter=str(info.get("adapter", "")),
+                model_version_id=info.get("model_version_id"),
                 is_test_model=bool(info.get("test_model", False)),
                 generated_at=now,
             ):
@@ -375,7 +387,9 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
 
 
 def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) -> None:
-    backend = backend or get_backend()
+    # The version in service now: a promotion since the last job is loaded here, no restart.
+    version = _db_step(model_version_ensure_active)
+    backend = backend or model_version_backend(version=version)
     if backend.status != STATUS_READY:
         # Seconds, not the minutes of a load that cannot succeed; and the model may have been
         # installed since the worker started.
@@ -404,13 +418,19 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
         )
         _db_step(job_fail, job.pk, message=exc.user_message, detail=str(exc))
         return
-    _db_step(worker_state_set, hostname=hostname, state=WorkerState.State.READY, backend=backend)
+    _db_step(
+        worker_state_set,
+        hostname=hostname,
+        state=WorkerState.State.READY,
+        backend=backend,
+        model_version=version,
+    )
 
     assignment = job.assignment
     names, banned = _db_step(_job_word_lists, assignment)
     max_chars = assignment.school_class.school.appreciation_max_chars
     typographic_spaces = assignment.school_class.school.typographic_spaces
-    info = backend.model_info()
+    info = {**backend.model_info(), "model_version_id": version.pk}
     size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(backend)
     batch_index = 0
     try:
