@@ -195,6 +195,19 @@ class FeedbackFactory(DjangoModelFactory):
         model = Feedback
 
 
+# --- Issue 13, model versions ----------------------------------------------------------------
+class ModelVersionFactory(DjangoModelFactory):
+    """A candidate model version (give state="active" or "retired" for others)."""
+
+    class Meta:
+        model = "generation.ModelVersion"
+
+    name = factory.Sequence(lambda n: f"candidate-{n}")
+    base_model = "unsloth/Llama-3.2-3B-Instruct"
+    adapter = factory.Sequence(lambda n: f"/srv/models/adapters/candidate-{n}")
+    state = "candidate"
+
+
 def french_class_students(school_class: SchoolClass) -> list[Student]:
     """The students of FRENCH_CLASS_ORDER, created in an order that is neither theirs nor the
     code-point one (so neither the ids nor a wrong sort can pass for the right order)."""

@@ -219,7 +219,9 @@ def model_version_promote(
         previous_id=current.pk,
         previous=current.name,
     )
-    logger.info("Model version %s promoted by user %s (was %s)", version.name, user.pk, current)
+    logger.info(
+        "Model version %s promoted by user %s (was %s)", version.name, user.pk, current.name
+    )
     return version
 
 
@@ -243,7 +245,9 @@ def model_version_roll_back(*, user, request: HttpRequest | None = None) -> Mode
         previous_id=current.pk,
         previous=current.name,
     )
-    logger.info("Model version rolled back by user %s: %s -> %s", user.pk, current, previous)
+    logger.info(
+        "Model version rolled back by user %s: %s -> %s", user.pk, current.name, previous.name
+    )
     return previous
 
 
