@@ -16,7 +16,7 @@ from audit.models import AuditEvent
 from generation import services
 from generation.adapter_files import adapter_weights_sha256
 from generation.backends import LocmemBackend, reset_backend_cache
-from generation.models import Draft, Feedback, ModelVersion, QuickDraft
+from generation.models import Draft, Feedback, ModelVersion, QuickDraft, WorkerState
 from generation.prompts import PromptInputs
 from generation.services import quick_drafts
 from generation.services.versions import (
@@ -275,6 +275,9 @@ def test_a_job_after_a_promotion_drafts_with_the_new_version(card_settings, worl
     assert len(v2_backend.sent) == len(drafts)
     # The previous version's model is let go before the new one is loaded.
     assert (v1_backend.releases, v2_backend.releases) == (1, 0)
+    state = WorkerState.objects.get(hostname="gpu-test")
+    assert state.model_info["model_version"] == v2.name
+    assert state.model_info["adapter"] == "/srv/models/v2"
 
     model_version_roll_back(user=superuser)
     third_job = run_class_job(world)
