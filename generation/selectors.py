@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db.models import Count, Q
 
 from classes.models import Student, TeachingAssignment, Term, TermAssessment
@@ -372,6 +373,13 @@ def review_rows(
             )
         )
     return result
+
+
+def model_versions_shown() -> bool:
+    """Whether pages say which model version wrote a draft: not while a share of the drafts
+    comes, blind, from a candidate (APPRECIATION_CANDIDATE_SHARE), since a label on some rows
+    only would tell the teacher which ones."""
+    return float(getattr(settings, "APPRECIATION_CANDIDATE_SHARE", 0.0)) <= 0
 
 
 def _unique_texts(entries: list[HistoryEntry]) -> list[HistoryEntry]:

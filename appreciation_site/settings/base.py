@@ -317,3 +317,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": APPRECIATION_RECOVERY_INTERVAL},
     },
 }
+
+# --- Issue 13, model versions (agent 1: versions) ---------------------------------------------
+# The share (0 to 1) of each class's drafts written by the newest candidate version instead of
+# the active one, blind to the teacher: acceptance is then compared per version on real work.
+# 0 (the default): every draft comes from the active version. While it is above 0, no page
+# shows which version wrote a draft (a label on some rows would unblind the others).
+APPRECIATION_CANDIDATE_SHARE = min(
+    1.0, max(0.0, env.float("APPRECIATION_CANDIDATE_SHARE", default=0.0))
+)

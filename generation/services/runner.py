@@ -35,7 +35,12 @@ from ..models import (
     WorkerState,
 )
 from .review import appreciation_propose
-from .versions import model_version_backend, model_version_ensure_active
+from .versions import (
+    drafts_plan_candidate_share,
+    drafts_unplan_candidate,
+    model_version_backend,
+    model_version_ensure_active,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -174,19 +179,29 @@ def _start_delivery(job_id: int, hostname: str) -> GenerationJob | None:
         return job
 
 
-def _claim_batch(*, job: GenerationJob, hostname: str, size: int) -> list[Draft]:
+def _claim_batch(
+    *, job: GenerationJob, hostname: str, size: int, model_version_id: int | None = None
+) -> list[Draft]:
     """Take up to `size` drafts of the job for this worker.
 
     Pending drafts, and running ones whose lease expired or that this very worker held before
     it restarted (a solo-pool worker runs one task at a time: anything it still holds is an
     orphan). A draft claimed MAX_CLAIMS times (its worker keeps dying on it) fails instead.
+    model_version_id: only the drafts planned for that (candidate) version; without it, the
+    pending drafts planned for a candidate are left to the workers that load it.
     """
     now = timezone.now()
     lease_start = now - timedelta(seconds=settings.APPRECIATION_LEASE_SECONDS)
+    drafts = Draft.objects.filter(job=job)
+    if model_version_id is None:
+        drafts = drafts.exclude(
+            status=Draft.Status.PENDING, model_version__state=ModelVersion.State.CANDIDATE
+        )
+    else:
+        drafts = drafts.filter(model_version_id=model_version_id)
     with transaction.atomic():
         candidates = list(
-            Draft.objects.select_for_update(skip_locked=True)
-            .filter(job=job)
+            drafts.select_for_update(skip_locked=True)
             .filter(
                 Q(status=Draft.Status.PENDING)
                 | Q(status=Draft.Status.RUNNING, claimed_at__lt=lease_start)
@@ -389,6 +404,8 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
 def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) -> None:
     # The version in service now: a promotion since the last job is loaded here, no restart.
     version = _db_step(model_version_ensure_active)
+    if backend is None and not _draft_candidate_share(job=job, hostname=hostname, active=version):
+        return
     backend = backend or model_version_backend(version=version)
     if backend.status != STATUS_READY:
         # Seconds, not the minutes of a load that cannot succeed; and the model may have been
@@ -585,3 +602,64 @@ def worker_recover(*, hostname: str) -> int:
         queue.send_job(job.pk, on_commit=False)
         logger.warning("Worker %s restarted: job %s sent again", hostname, job.pk)
     return len(job_ids)
+
+
+def _draft_candidate_share(*, job: GenerationJob, hostname: str, active: ModelVersion) -> bool:
+    """First the drafts planned for the newest candidate (APPRECIATION_CANDIDATE_SHARE: its
+    blind share of the class), with the candidate's model; the job's main loop then drafts the
+    rest with the active one. One model at a time. A candidate that cannot be loaded leaves its
+    drafts to the active version; a failure while drafting fails the job as usual (False)."""
+    candidate = _db_step(drafts_plan_candidate_share, job_id=job.pk, active=active)
+    if candidate is None:
+        return True
+    try:
+        _draft_with_candidate(job=job, hostname=hostname, candidate=candidate)
+    except DB_ERRORS:
+        raise  # not the job's fault: job_run leaves it to the recovery
+    except Exception as exc:
+        logger.exception("Job %s failed during generation (candidate %s)", job.pk, candidate)
+        _db_step(
+            job_fail,
+            job.pk,
+            message=GENERATION_FAILED_MESSAGE,
+            detail=f"{type(exc).__name__}: {exc}",
+        )
+        return False
+    return True
+
+
+def _draft_with_candidate(*, job: GenerationJob, hostname: str, candidate: ModelVersion) -> None:
+    backend = model_version_backend(version=candidate)
+    try:
+        backend.load()
+    except ModelLoadError as exc:
+        logger.error("Job %s: candidate %s not loaded (%s)", job.pk, candidate.name, exc)
+        _db_step(drafts_unplan_candidate, job_id=job.pk, candidate=candidate)
+        return
+    names, banned = _db_step(_job_word_lists, job.assignment)
+    school = job.assignment.school_class.school
+    info = {**backend.model_info(), "model_version_id": candidate.pk}
+    size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(backend)
+    while _db_step(_job_status, job.pk) == GenerationJob.Status.RUNNING:
+        batch = _db_step(
+            _claim_batch, job=job, hostname=hostname, size=size, model_version_id=candidate.pk
+        )
+        if not batch:
+            break
+        outcomes = draft_with_checks(
+            backend=backend,
+            items=[
+                DraftItem(
+                    key=str(draft.pk),
+                    messages=draft.prompt_messages,
+                    forbidden_names=names,
+                    banned_phrases=banned,
+                    max_chars=school.appreciation_max_chars,
+                    typographic_spaces=school.typographic_spaces,
+                )
+                for draft in batch
+            ],
+            max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,
+            seed=None if job.seed is None else job.seed + batch[0].pk * 1000,
+        )
+        _db_step(_write_outcomes, job_id=job.pk, outcomes=outcomes, info=info)

@@ -7,6 +7,7 @@ takes effect at their next job, without a restart.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -21,7 +22,7 @@ from audit.services import audit_record
 
 from ..adapter_files import adapter_weights_sha256
 from ..backends import BaseBackend, get_only_backend
-from ..models import ModelVersion
+from ..models import Draft, ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -257,3 +258,67 @@ def model_version_backend(*, version: ModelVersion) -> BaseBackend:
     return get_only_backend(
         base_model=version.base_model, adapter=version.adapter, test_model=version.is_test_model
     )
+
+
+# --- The candidate's blind share of the drafts (APPRECIATION_CANDIDATE_SHARE) ------------------
+
+
+def blind_candidate(*, active: ModelVersion) -> ModelVersion | None:
+    """The newest candidate, when a share of the drafts goes to it; never a test model while
+    a real one is in service."""
+    if candidate_share() <= 0:
+        return None
+    candidate = (
+        ModelVersion.objects.filter(state=ModelVersion.State.CANDIDATE)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if candidate is None or (candidate.is_test_model and not active.is_test_model):
+        return None
+    return candidate
+
+
+def candidate_share() -> float:
+    return min(1.0, max(0.0, float(getattr(settings, "APPRECIATION_CANDIDATE_SHARE", 0.0))))
+
+
+def _draw(*, candidate_id: int, draft_id: int) -> str:
+    # A fixed, well-mixed order of a job's drafts for each candidate: the same drafts are
+    # chosen at every delivery of the job, and no student is always the one chosen.
+    return hashlib.sha256(f"{candidate_id}:{draft_id}".encode()).hexdigest()
+
+
+@transaction.atomic
+def drafts_plan_candidate_share(*, job_id: int, active: ModelVersion) -> ModelVersion | None:
+    """Mark the job's drafts the newest candidate writes: round(share × the class's drafts),
+    the same ones at every delivery (the worker drafts them first, with the candidate; the rest,
+    and any it could not write, with the active version). Returns the candidate when pending
+    drafts await it. The draft records the version that wrote it; the teacher is not told
+    which (pages hide every version label while the share is above 0)."""
+    # A plan of an earlier delivery (another candidate since, or the share set back to 0)
+    # is forgotten: unplanned drafts are the active version's.
+    Draft.objects.filter(
+        job_id=job_id,
+        status=Draft.Status.PENDING,
+        model_version__state=ModelVersion.State.CANDIDATE,
+    ).update(model_version=None)
+    candidate = blind_candidate(active=active)
+    if candidate is None:
+        return None
+    draft_ids = sorted(
+        Draft.objects.filter(job_id=job_id).values_list("pk", flat=True),
+        key=lambda pk: _draw(candidate_id=candidate.pk, draft_id=pk),
+    )
+    chosen = draft_ids[: round(candidate_share() * len(draft_ids))]
+    planned = Draft.objects.filter(pk__in=chosen, status=Draft.Status.PENDING).update(
+        model_version=candidate
+    )
+    return candidate if planned else None
+
+
+@transaction.atomic
+def drafts_unplan_candidate(*, job_id: int, candidate: ModelVersion) -> int:
+    """The candidate could not be loaded: its pending drafts go to the active version."""
+    return Draft.objects.filter(
+        job_id=job_id, status=Draft.Status.PENDING, model_version=candidate
+    ).update(model_version=None)

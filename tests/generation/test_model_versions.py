@@ -15,18 +15,24 @@ from django.utils.html import escape
 from audit.models import AuditEvent
 from generation import services
 from generation.adapter_files import adapter_weights_sha256
-from generation.backends import LocmemBackend, reset_backend_cache
+from generation.backends import LocmemBackend, ModelLoadError, reset_backend_cache
 from generation.models import Draft, Feedback, ModelVersion, QuickDraft, WorkerState
 from generation.prompts import PromptInputs
 from generation.services import quick_drafts
 from generation.services.versions import (
     NO_PREVIOUS_VERSION_MESSAGE,
+    drafts_plan_candidate_share,
     model_version_ensure_active,
     model_version_promote,
     model_version_register_candidate,
     model_version_roll_back,
 )
-from tests.factories import ModelVersionFactory, TeacherFactory, TermAssessmentFactory
+from tests.factories import (
+    ModelVersionFactory,
+    StudentFactory,
+    TeacherFactory,
+    TermAssessmentFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -434,3 +440,117 @@ def test_the_school_admin_opts_in_with_the_explanation_on_the_page(client, world
     (event,) = audit_events("training_opt_in_changed")
     assert event.detail == {"enabled": True}
     assert event.school_id == school.pk and event.actor == world.admin
+
+
+# --- A share of the drafts from the newest candidate, blind ---------------------------------------
+
+
+class BrokenCandidateBackend(ReleasingLocmemBackend):
+    """The locmem backend whose candidate adapter cannot be loaded."""
+
+    def load(self) -> None:
+        if self.options.get("adapter", "").endswith("broken"):
+            raise ModelLoadError("no weights in the candidate's folder")
+        super().load()
+
+
+def class_of(world, size: int):
+    for index in range(size - world.school_class.students.count()):
+        StudentFactory(school_class=world.school_class, last_name=f"Ajout{index:02d}")
+    make_ready(world)
+
+
+def test_a_share_of_the_class_is_drafted_blind_by_the_newest_candidate(card_settings, world):
+    card_settings.APPRECIATION_CANDIDATE_SHARE = 0.25
+    class_of(world, 8)
+    active = model_version_ensure_active()
+    model_version_register_candidate(base_model=CARD_BASE, adapter="/srv/models/older")
+    candidate = model_version_register_candidate(base_model=CARD_BASE, adapter="/srv/models/new")
+
+    job = run_class_job(world)
+    by_version = {}
+    for draft in job.drafts.all():
+        by_version.setdefault(draft.model_version_id, []).append(draft)
+    assert {pk: len(drafts) for pk, drafts in by_version.items()} == {
+        candidate.pk: 2,  # a quarter of 8, exactly
+        active.pk: 6,
+    }
+    assert {d.model_adapter for d in by_version[candidate.pk]} == {"/srv/models/new"}
+    # One model at a time: the candidate's first, then the active version's (the candidate's
+    # let go before it is loaded).
+    candidate_backend, active_backend = ReleasingLocmemBackend.instances
+    assert candidate_backend.options["adapter"] == "/srv/models/new"
+    assert (len(candidate_backend.sent), len(active_backend.sent)) == (2, 6)
+    assert (candidate_backend.releases, active_backend.releases) == (1, 0)
+
+    # The teacher's validation keeps the version: acceptance is compared per version.
+    draft = by_version[candidate.pk][0]
+    services.draft_validate(
+        assignment=world.assignment,
+        term=world.term,
+        student=draft.student,
+        user=world.teacher,
+        text=draft.text,
+        version=1,
+    )
+    assert Feedback.objects.get(draft=draft).model_version_id == candidate.pk
+
+
+def test_the_blind_share_picks_the_same_drafts_at_every_delivery(card_settings, world):
+    card_settings.APPRECIATION_CANDIDATE_SHARE = 0.5
+    class_of(world, 6)
+    active = model_version_ensure_active()
+    candidate = model_version_register_candidate(base_model=CARD_BASE, adapter="/srv/models/new")
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+
+    def planned():
+        return set(job.drafts.filter(model_version=candidate).values_list("pk", flat=True))
+
+    assert drafts_plan_candidate_share(job_id=job.pk, active=active) == candidate
+    first = planned()
+    assert len(first) == 3
+    drafts_plan_candidate_share(job_id=job.pk, active=active)
+    assert planned() == first
+    # Share set back to 0: the plan is forgotten, every draft is the active version's.
+    card_settings.APPRECIATION_CANDIDATE_SHARE = 0
+    assert drafts_plan_candidate_share(job_id=job.pk, active=active) is None
+    assert planned() == set()
+
+
+def test_a_test_model_candidate_never_drafts_blind_for_a_real_model(card_settings, world):
+    card_settings.APPRECIATION_CANDIDATE_SHARE = 1
+    make_ready(world)
+    active = model_version_ensure_active()
+    model_version_register_candidate(
+        base_model=CARD_BASE, adapter="/srv/models/noise", is_test_model=True
+    )
+    job = run_class_job(world)
+    assert {d.model_version_id for d in job.drafts.all()} == {active.pk}
+
+
+def test_a_candidate_that_cannot_load_leaves_its_drafts_to_the_active_version(card_settings, world):
+    card_settings.APPRECIATION_BACKEND = f"{__name__}.BrokenCandidateBackend"
+    card_settings.APPRECIATION_CANDIDATE_SHARE = 0.5
+    make_ready(world)
+    active = model_version_ensure_active()
+    model_version_register_candidate(base_model=CARD_BASE, adapter="/srv/models/broken")
+    job = run_class_job(world)
+    assert {d.model_version_id for d in job.drafts.all()} == {active.pk}
+    assert {d.status for d in job.drafts.all()} == {Draft.Status.GENERATED}
+
+
+def test_no_page_names_the_versions_while_the_comparison_is_blind(
+    card_settings, world, login, superuser
+):
+    card_settings.APPRECIATION_CANDIDATE_SHARE = 0.5
+    make_ready(world)
+    model_version_ensure_active()
+    model_version_register_candidate(base_model=CARD_BASE, adapter="/srv/models/new")
+    job = run_class_job(world)
+    assert job.drafts.exclude(model_version=None).count() == 3
+    review_url = reverse("generation:review", args=[world.assignment.pk, world.term.pk])
+    head_url = reverse("generation:head_review", args=[world.assignment.pk, world.term.pk])
+    assert "version v" not in login(world.teacher).get(review_url).content.decode()
+    assert "version v" not in login(world.head).get(head_url).content.decode()
+    card_settings.APPRECIATION_CANDIDATE_SHARE = 0
+    assert "Brouillon : version v" in login(world.teacher).get(review_url).content.decode()
