@@ -90,6 +90,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     readonly_fields = [name for name in fields if name != "name"]
     list_display = ["name", "state", "parent", "is_test_model", "created_at", "promoted_at"]
     list_filter = ["state"]
+    list_select_related = ["parent"]
     change_list_template = "admin/generation/modelversion/change_list.html"
     change_form_template = "admin/generation/modelversion/change_form.html"
 

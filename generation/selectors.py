@@ -18,6 +18,7 @@ from .models import (
     Draft,
     Feedback,
     GenerationJob,
+    ModelVersion,
     WorkerState,
 )
 from .prompts import PromptInputs, build_messages
@@ -373,6 +374,12 @@ def review_rows(
             )
         )
     return result
+
+
+def active_model_version() -> ModelVersion | None:
+    """The version in service, read only (pages: GET writes nothing). None before a worker's
+    first job created it from the settings (generation.services.versions)."""
+    return ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).first()
 
 
 def model_versions_shown() -> bool:

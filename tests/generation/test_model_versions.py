@@ -18,6 +18,7 @@ from generation.adapter_files import adapter_weights_sha256
 from generation.backends import LocmemBackend, ModelLoadError, reset_backend_cache
 from generation.models import Draft, Feedback, ModelVersion, QuickDraft, WorkerState
 from generation.prompts import PromptInputs
+from generation.selectors import active_model_version
 from generation.services import quick_drafts
 from generation.services.versions import (
     NO_PREVIOUS_VERSION_MESSAGE,
@@ -554,3 +555,9 @@ def test_no_page_names_the_versions_while_the_comparison_is_blind(
     assert "version v" not in login(world.head).get(head_url).content.decode()
     card_settings.APPRECIATION_CANDIDATE_SHARE = 0
     assert "Brouillon : version v" in login(world.teacher).get(review_url).content.decode()
+
+
+def test_pages_read_the_active_version_without_writing(card_settings):
+    assert active_model_version() is None
+    assert not ModelVersion.objects.exists()
+    assert active_model_version() == model_version_ensure_active()
