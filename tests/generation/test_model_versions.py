@@ -560,4 +560,5 @@ def test_no_page_names_the_versions_while_the_comparison_is_blind(
 def test_pages_read_the_active_version_without_writing(card_settings):
     assert active_model_version() is None
     assert not ModelVersion.objects.exists()
-    assert active_model_version() == model_version_ensure_active()
+    created = model_version_ensure_active()
+    assert active_model_version() == created
