@@ -309,7 +309,7 @@ def test_feedback_written_on_validation_carries_the_version(card_settings, world
     assert feedback.model_adapter == CARD_ADAPTER
 
 
-def test_a_quick_draft_records_its_version(card_settings, world, superuser):
+def test_a_quick_draft_records_its_version(card_settings, world, superuser, login):
     v2 = model_version_register_candidate(base_model=CARD_BASE, adapter="/srv/models/v2")
     model_version_promote(version=v2, user=superuser)
     quick = quick_drafts.quick_draft_create(
@@ -321,6 +321,8 @@ def test_a_quick_draft_records_its_version(card_settings, world, superuser):
     quick.refresh_from_db()
     assert quick.status == QuickDraft.Status.DONE
     assert quick.model_version_id == v2.pk
+    page = login(world.teacher).get(reverse("generation:quick_draft_result", args=[quick.pk]))
+    assert "version v2" in page.content.decode()
 
 
 # --- Pages --------------------------------------------------------------------------------------
