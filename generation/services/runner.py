@@ -194,8 +194,10 @@ def _claim_batch(
     lease_start = now - timedelta(seconds=settings.APPRECIATION_LEASE_SECONDS)
     drafts = Draft.objects.filter(job=job)
     if model_version_id is None:
+        # A subquery, not a join: PostgreSQL cannot lock the nullable side of an outer join.
+        candidate_versions = ModelVersion.objects.filter(state=ModelVersion.State.CANDIDATE)
         drafts = drafts.exclude(
-            status=Draft.Status.PENDING, model_version__state=ModelVersion.State.CANDIDATE
+            status=Draft.Status.PENDING, model_version_id__in=candidate_versions.values("pk")
         )
     else:
         drafts = drafts.filter(model_version_id=model_version_id)
