@@ -564,3 +564,17 @@ def test_pages_read_the_active_version_without_writing(card_settings):
     assert not ModelVersion.objects.exists()
     created = model_version_ensure_active()
     assert active_model_version() == created
+
+
+def test_a_hub_adapter_is_hashed_from_the_hugging_face_cache_only(tmp_path):
+    """A hub id is looked up in the cache (never downloaded): its snapshot's weights count."""
+    repo = tmp_path / "models--owner--adapter"
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123", encoding="utf-8")
+    (snapshot / "adapter_model.safetensors").write_bytes(b"cached weights")
+    expected = hashlib.sha256(b"adapter_model.safetensors\0cached weights").hexdigest()
+    assert adapter_weights_sha256("owner/adapter", cache_dir=tmp_path) == expected
+    assert adapter_weights_sha256("owner/not-cached", cache_dir=tmp_path) == ""
+    assert adapter_weights_sha256(str(tmp_path / "no-such-folder")) == ""
