@@ -25,6 +25,14 @@ class AuditEvent(models.Model):
         STUDENT_DATA_EXPORT = "student_data_export", "Export des données d'un élève"
         STUDENT_ERASED = "student_erased", "Effacement des données d'un élève"
         YEAR_PURGED = "year_purged", "Purge d'une année scolaire"
+        # The shared model (issue 13, versions): who changed which adapter drafts for everyone.
+        MODEL_VERSION_REGISTERED = "model_version_registered", "Nouvelle version du modèle"
+        MODEL_VERSION_PROMOTED = "model_version_promoted", "Mise en service d'une version du modèle"
+        MODEL_VERSION_ROLLED_BACK = "model_version_rolled_back", "Retour à la version précédente"
+        TRAINING_OPT_IN_CHANGED = (
+            "training_opt_in_changed",
+            "Choix d'entraînement du modèle partagé modifié",
+        )
 
     at = models.DateTimeField("date", auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

@@ -11,6 +11,9 @@ from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from audit.models import AuditEvent
+from audit.services import audit_record
+
 from .invitations import invitation_days, invitation_url, send_invitation
 from .models import (
     Level,
@@ -146,6 +149,23 @@ class SchoolAdmin(SchoolScopedAdmin):
             },
         ),
         (
+            "Amélioration du modèle partagé",
+            {
+                "fields": ["feedback_trains_shared_models"],
+                "description": (
+                    "À chaque validation, la plateforme garde le brouillon du modèle et le texte"
+                    " final de l'enseignant, sans nom ni identifiant d'élève. Si vous cochez la"
+                    " case, ces paires peuvent servir à entraîner de nouvelles versions du"
+                    " modèle, partagées par tous les établissements de la plateforme ; une"
+                    " version n'est mise en service qu'après évaluation. Décochée par défaut :"
+                    " sans votre accord, les textes de l'établissement n'entraînent aucun"
+                    " modèle. Vous pouvez la décocher à tout moment : les prochains"
+                    " entraînements ne les utiliseront plus (les versions déjà entraînées"
+                    " restent ce qu'elles sont)."
+                ),
+            },
+        ),
+        (
             "Connexion par l'ENT (CAS)",
             {
                 "fields": ["cas_server_url", "cas_user_attribute", "cas_match_field"],
@@ -181,6 +201,17 @@ class SchoolAdmin(SchoolScopedAdmin):
         if request.method not in ("GET", "POST"):
             return HttpResponse(status=405)
         return directory_import_view(self, request, school)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "feedback_trains_shared_models" in form.changed_data:
+            # Whether a school's texts train the model every school shares: audited.
+            audit_record(
+                event=AuditEvent.Event.TRAINING_OPT_IN_CHANGED,
+                request=request,
+                school=obj,
+                enabled=obj.feedback_trains_shared_models,
+            )
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "cas_server_url":

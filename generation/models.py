@@ -38,6 +38,17 @@ class ModelVersion(models.Model):
         related_name="children",
         verbose_name="version d'origine",
     )
+    # The version this one replaced when it was last promoted: « Revenir à la version
+    # précédente » makes it active again (a rollback leaves it as it is, so rolling back twice
+    # walks back two promotions).
+    replaced = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="version remplacée",
+    )
     # Snapshot id, content hash and row counts (train / validation / test) of its data.
     training_data = models.JSONField("données d'entraînement", default=dict, blank=True)
     training_settings = models.JSONField("réglages d'entraînement", default=dict, blank=True)

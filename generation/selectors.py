@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db.models import Count, Q
 
 from classes.models import Student, TeachingAssignment, Term, TermAssessment
@@ -17,6 +18,7 @@ from .models import (
     Draft,
     Feedback,
     GenerationJob,
+    ModelVersion,
     WorkerState,
 )
 from .prompts import PromptInputs, build_messages
@@ -239,6 +241,7 @@ class HistoryEntry:
     at: object  # datetime
     author: object = None  # the teacher, for a human text
     draft_id: int | None = None  # the draft, for a model text
+    model_version: str = ""  # the name of the version that wrote it, for a model text
 
 
 @dataclass
@@ -305,7 +308,13 @@ def review_rows(
         a.student_id: a
         for a in Appreciation.objects.filter(
             student_id__in=student_ids, subject_id=assignment.subject_id, term=term
-        ).select_related("draft", "offered_draft", "validated_by", "returned_by", "approved_by")
+        ).select_related(
+            "draft__model_version",
+            "offered_draft__model_version",
+            "validated_by",
+            "returned_by",
+            "approved_by",
+        )
     }
     feedback: dict[int, Feedback] = {}
     human_texts: dict[int, list[HistoryEntry]] = {}
@@ -319,12 +328,16 @@ def review_rows(
             HistoryEntry("human", item.final_text, item.validated_at, author=item.validated_by)
         )
     history: dict[int, list[Draft]] = {}
-    for draft in Draft.objects.filter(
-        student_id__in=student_ids,
-        subject_id=assignment.subject_id,
-        term=term,
-        status=Draft.Status.GENERATED,
-    ).order_by("-generated_at"):
+    for draft in (
+        Draft.objects.filter(
+            student_id__in=student_ids,
+            subject_id=assignment.subject_id,
+            term=term,
+            status=Draft.Status.GENERATED,
+        )
+        .select_related("model_version")
+        .order_by("-generated_at")
+    ):
         history.setdefault(draft.student_id, []).append(draft)
     result = []
     for row in rows:
@@ -337,7 +350,16 @@ def review_rows(
             for entry in (human_texts.get(appreciation.pk, []) if appreciation else [])
             if entry.text != current_text
         ]
-        entries += [HistoryEntry("model", d.text, d.generated_at, draft_id=d.pk) for d in drafts]
+        entries += [
+            HistoryEntry(
+                "model",
+                d.text,
+                d.generated_at,
+                draft_id=d.pk,
+                model_version=d.model_version.name if d.model_version else "",
+            )
+            for d in drafts
+        ]
         entries.sort(key=lambda entry: entry.at, reverse=True)
         result.append(
             ReviewRow(
@@ -352,6 +374,19 @@ def review_rows(
             )
         )
     return result
+
+
+def active_model_version() -> ModelVersion | None:
+    """The version in service, read only (pages: GET writes nothing). None before a worker's
+    first job created it from the settings (generation.services.versions)."""
+    return ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).first()
+
+
+def model_versions_shown() -> bool:
+    """Whether pages say which model version wrote a draft: not while a share of the drafts
+    comes, blind, from a candidate (APPRECIATION_CANDIDATE_SHARE), since a label on some rows
+    only would tell the teacher which ones."""
+    return float(getattr(settings, "APPRECIATION_CANDIDATE_SHARE", 0.0)) <= 0
 
 
 def _unique_texts(entries: list[HistoryEntry]) -> list[HistoryEntry]:

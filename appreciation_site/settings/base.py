@@ -318,7 +318,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- The evaluation of a model version (issue 13, agent "evaluation") ---
+# --- The evaluation of a model version ---
 # A candidate and the active version draft the held-out test rows with the same seed, and the
 # teachers' texts are scored under each (learning/evaluation.py). Fixed batches: on a GPU the
 # automatic size follows the free memory, and another batching would draw other numbers.
@@ -351,4 +351,11 @@ APPRECIATION_GATE_MAX_WORD_COUNT_GAP = env.float(
     "APPRECIATION_GATE_MAX_WORD_COUNT_GAP", default=5.0
 )
 CELERY_TASK_ROUTES["learning.tasks.evaluate_version"] = {"queue": "gpu"}
-# --- end of the evaluation block ---
+# --- Model versions: the blind candidate share ---
+# The share (0 to 1) of each class's drafts written by the newest candidate version instead of
+# the active one, blind to the teacher: acceptance is then compared per version on real work.
+# 0 (the default): every draft comes from the active version. While it is above 0, no page
+# shows which version wrote a draft (a label on some rows would unblind the others).
+APPRECIATION_CANDIDATE_SHARE = min(
+    1.0, max(0.0, env.float("APPRECIATION_CANDIDATE_SHARE", default=0.0))
+)

@@ -15,6 +15,7 @@ from .base import (
     ModelAvailability,
     ModelLoadError,
     get_backend,
+    get_only_backend,
     reset_backend_cache,
 )
 from .locmem import LocmemBackend
@@ -33,5 +34,6 @@ __all__ = [
     "ModelAvailability",
     "ModelLoadError",
     "get_backend",
+    "get_only_backend",
     "reset_backend_cache",
 ]

@@ -105,6 +105,10 @@ class BaseBackend:
         runner claims batches of this size unless APPRECIATION_BATCH_SIZE is set)."""
         return DEFAULT_BATCH_SIZE
 
+    def release(self) -> None:
+        """Free the model's memory (another model version is about to be loaded): a later
+        call loads it again. Nothing to free for a backend that loads nothing."""
+
     def model_info(self) -> dict[str, Any]:
         """Base and adapter ids, device, dtype, and whether it is the test model."""
         raise NotImplementedError
@@ -140,6 +144,20 @@ def get_backend(path: str | None = None, **options: Any) -> BaseBackend:
             backend = backend_class(**options)
             _cache[key] = backend
         return backend
+
+
+def get_only_backend(path: str | None = None, **options: Any) -> BaseBackend:
+    """get_backend(), and the only backend this process keeps: every other cached one (another
+    model version, or the settings' default) is dropped from the cache and released first, so
+    that a worker switching versions never holds two 3B models at once."""
+    from django.conf import settings
+
+    key = (path or settings.APPRECIATION_BACKEND, tuple(sorted(options.items())))
+    with _cache_lock:
+        others = [_cache.pop(other) for other in [k for k in _cache if k != key]]
+    for backend in others:
+        backend.release()
+    return get_backend(path, **options)
 
 
 def reset_backend_cache() -> None:

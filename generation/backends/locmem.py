@@ -34,7 +34,12 @@ class LocmemBackend(BaseBackend):
         self._status = STATUS_READY
 
     def model_info(self) -> dict[str, Any]:
-        return {"base_model": "locmem", "adapter": "locmem", "test_model": True}
+        # The version it stands for, when the runner names one (base_model, adapter options).
+        return {
+            "base_model": str(self.options.get("base_model", "locmem")),
+            "adapter": str(self.options.get("adapter", "locmem")),
+            "test_model": True,
+        }
 
     def generate(
         self, requests: Sequence[GenerationRequest], *, seed: int | None = None

@@ -16,7 +16,6 @@ from ..backends import (
     STATUS_READY,
     BaseBackend,
     ModelLoadError,
-    get_backend,
 )
 from ..drafting import DraftItem, draft_with_checks
 from ..models import (
@@ -24,6 +23,7 @@ from ..models import (
 )
 from ..prompts import PROMPT_VERSION, PromptInputs, build_messages
 from .runner import GENERATION_FAILED_MESSAGE, check_available, storable
+from .versions import model_version_backend, model_version_ensure_active
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ def quick_draft_run(*, quick_draft_id: int, backend: BaseBackend | None = None) 
     quick = QuickDraft.objects.filter(pk=quick_draft_id, status=QuickDraft.Status.QUEUED).first()
     if quick is None:
         return
-    backend = backend or get_backend()
+    version = model_version_ensure_active()
+    backend = backend or model_version_backend(version=version)
     if backend.status != STATUS_READY and not check_available(backend).available:
         QuickDraft.objects.filter(pk=quick.pk).update(
             status=QuickDraft.Status.FAILED, error_message=MODEL_MISSING_USER_MESSAGE
@@ -92,4 +93,5 @@ def quick_draft_run(*, quick_draft_id: int, backend: BaseBackend | None = None) 
         flags=[asdict(flag) for flag in outcome.flags],
         attempts=outcome.attempts,
         is_test_model=bool(backend.model_info().get("test_model", False)),
+        model_version=version,
     )

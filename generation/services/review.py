@@ -224,6 +224,7 @@ def draft_validate(
         prompt_version=draft.prompt_version if draft else "",
         model_base=draft.model_base if draft else "",
         model_adapter=draft.model_adapter if draft else "",
+        model_version_id=draft.model_version_id if draft else None,
         inputs=selectors.dataset_inputs(
             student=student, assignment=assignment, term=term, readiness=readiness
         ),

@@ -26,15 +26,21 @@ from ..backends import (
     BaseBackend,
     ModelAvailability,
     ModelLoadError,
-    get_backend,
 )
 from ..drafting import DraftItem, draft_with_checks
 from ..models import (
     Draft,
     GenerationJob,
+    ModelVersion,
     WorkerState,
 )
 from .review import appreciation_propose
+from .versions import (
+    drafts_plan_candidate_share,
+    drafts_unplan_candidate,
+    model_version_backend,
+    model_version_ensure_active,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +65,22 @@ TOO_MANY_DELIVERIES_MESSAGE = (
 )
 
 
-def worker_state_set(*, hostname: str, state: str, backend: BaseBackend | None, detail: str = ""):
+def worker_state_set(
+    *,
+    hostname: str,
+    state: str,
+    backend: BaseBackend | None,
+    detail: str = "",
+    model_version: ModelVersion | None = None,
+):
     info = {}
     if backend is not None:
         try:
             info = backend.model_info()
         except Exception:  # model_info must never hide the real state
             logger.exception("model_info() failed")
+    if model_version is not None:
+        info["model_version"] = model_version.name
     WorkerState.objects.update_or_create(
         hostname=hostname or socket.gethostname(),
         defaults={"state": state, "model_info": info, "detail": detail},
@@ -77,7 +92,8 @@ def worker_check_model(*, hostname: str, backend: BaseBackend | None = None) -> 
     take minutes); the answer is recorded as the worker's state (idle or model missing)."""
     hostname = hostname or socket.gethostname()
     try:
-        backend = backend or get_backend()
+        # The active version's files (the first version is created from the settings).
+        backend = backend or model_version_backend(version=model_version_ensure_active())
     except Exception:
         # The check must never stop a worker: the load, later, says what is wrong.
         logger.exception("Worker %s: no backend to check the model with", hostname)
@@ -163,19 +179,31 @@ def _start_delivery(job_id: int, hostname: str) -> GenerationJob | None:
         return job
 
 
-def _claim_batch(*, job: GenerationJob, hostname: str, size: int) -> list[Draft]:
+def _claim_batch(
+    *, job: GenerationJob, hostname: str, size: int, model_version_id: int | None = None
+) -> list[Draft]:
     """Take up to `size` drafts of the job for this worker.
 
     Pending drafts, and running ones whose lease expired or that this very worker held before
     it restarted (a solo-pool worker runs one task at a time: anything it still holds is an
     orphan). A draft claimed MAX_CLAIMS times (its worker keeps dying on it) fails instead.
+    model_version_id: only the drafts planned for that (candidate) version; without it, the
+    pending drafts planned for a candidate are left to the workers that load it.
     """
     now = timezone.now()
     lease_start = now - timedelta(seconds=settings.APPRECIATION_LEASE_SECONDS)
+    drafts = Draft.objects.filter(job=job)
+    if model_version_id is None:
+        # A subquery, not a join: PostgreSQL cannot lock the nullable side of an outer join.
+        candidate_versions = ModelVersion.objects.filter(state=ModelVersion.State.CANDIDATE)
+        drafts = drafts.exclude(
+            status=Draft.Status.PENDING, model_version_id__in=candidate_versions.values("pk")
+        )
+    else:
+        drafts = drafts.filter(model_version_id=model_version_id)
     with transaction.atomic():
         candidates = list(
-            Draft.objects.select_for_update(skip_locked=True)
-            .filter(job=job)
+            drafts.select_for_update(skip_locked=True)
             .filter(
                 Q(status=Draft.Status.PENDING)
                 | Q(status=Draft.Status.RUNNING, claimed_at__lt=lease_start)
@@ -253,6 +281,7 @@ def _write_outcomes(*, job_id: int, outcomes, info: dict) -> int:
                 attempts=outcome.attempts,
                 model_base=str(info.get("base_model", "")),
                 model_adapter=str(info.get("adapter", "")),
+                model_version_id=info.get("model_version_id"),
                 is_test_model=bool(info.get("test_model", False)),
                 generated_at=now,
             ):
@@ -375,7 +404,11 @@ def job_run(*, job_id: int, hostname: str = "", backend: BaseBackend | None = No
 
 
 def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) -> None:
-    backend = backend or get_backend()
+    # The version in service now: a promotion since the last job is loaded here, no restart.
+    version = _db_step(model_version_ensure_active)
+    if backend is None and not _draft_candidate_share(job=job, hostname=hostname, active=version):
+        return
+    backend = backend or model_version_backend(version=version)
     if backend.status != STATUS_READY:
         # Seconds, not the minutes of a load that cannot succeed; and the model may have been
         # installed since the worker started.
@@ -404,13 +437,19 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
         )
         _db_step(job_fail, job.pk, message=exc.user_message, detail=str(exc))
         return
-    _db_step(worker_state_set, hostname=hostname, state=WorkerState.State.READY, backend=backend)
+    _db_step(
+        worker_state_set,
+        hostname=hostname,
+        state=WorkerState.State.READY,
+        backend=backend,
+        model_version=version,
+    )
 
     assignment = job.assignment
     names, banned = _db_step(_job_word_lists, assignment)
     max_chars = assignment.school_class.school.appreciation_max_chars
     typographic_spaces = assignment.school_class.school.typographic_spaces
-    info = backend.model_info()
+    info = {**backend.model_info(), "model_version_id": version.pk}
     size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(backend)
     batch_index = 0
     try:
@@ -565,3 +604,64 @@ def worker_recover(*, hostname: str) -> int:
         queue.send_job(job.pk, on_commit=False)
         logger.warning("Worker %s restarted: job %s sent again", hostname, job.pk)
     return len(job_ids)
+
+
+def _draft_candidate_share(*, job: GenerationJob, hostname: str, active: ModelVersion) -> bool:
+    """First the drafts planned for the newest candidate (APPRECIATION_CANDIDATE_SHARE: its
+    blind share of the class), with the candidate's model; the job's main loop then drafts the
+    rest with the active one. One model at a time. A candidate that cannot be loaded leaves its
+    drafts to the active version; a failure while drafting fails the job as usual (False)."""
+    candidate = _db_step(drafts_plan_candidate_share, job_id=job.pk, active=active)
+    if candidate is None:
+        return True
+    try:
+        _draft_with_candidate(job=job, hostname=hostname, candidate=candidate)
+    except DB_ERRORS:
+        raise  # not the job's fault: job_run leaves it to the recovery
+    except Exception as exc:
+        logger.exception("Job %s failed during generation (candidate %s)", job.pk, candidate)
+        _db_step(
+            job_fail,
+            job.pk,
+            message=GENERATION_FAILED_MESSAGE,
+            detail=f"{type(exc).__name__}: {exc}",
+        )
+        return False
+    return True
+
+
+def _draft_with_candidate(*, job: GenerationJob, hostname: str, candidate: ModelVersion) -> None:
+    backend = model_version_backend(version=candidate)
+    try:
+        backend.load()
+    except ModelLoadError as exc:
+        logger.error("Job %s: candidate %s not loaded (%s)", job.pk, candidate.name, exc)
+        _db_step(drafts_unplan_candidate, job_id=job.pk, candidate=candidate)
+        return
+    names, banned = _db_step(_job_word_lists, job.assignment)
+    school = job.assignment.school_class.school
+    info = {**backend.model_info(), "model_version_id": candidate.pk}
+    size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(backend)
+    while _db_step(_job_status, job.pk) == GenerationJob.Status.RUNNING:
+        batch = _db_step(
+            _claim_batch, job=job, hostname=hostname, size=size, model_version_id=candidate.pk
+        )
+        if not batch:
+            break
+        outcomes = draft_with_checks(
+            backend=backend,
+            items=[
+                DraftItem(
+                    key=str(draft.pk),
+                    messages=draft.prompt_messages,
+                    forbidden_names=names,
+                    banned_phrases=banned,
+                    max_chars=school.appreciation_max_chars,
+                    typographic_spaces=school.typographic_spaces,
+                )
+                for draft in batch
+            ],
+            max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,
+            seed=None if job.seed is None else job.seed + batch[0].pk * 1000,
+        )
+        _db_step(_write_outcomes, job_id=job.pk, outcomes=outcomes, info=info)

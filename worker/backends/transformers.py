@@ -12,6 +12,7 @@ batch (`APPRECIATION_PREFIX_CACHE`), with the padding placed after it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -136,6 +137,20 @@ class TransformersBackend(BaseBackend):
             logger.info(
                 "Model ready on %s (%s) in %.1f s", self.device, self.dtype, self.load_seconds
             )
+
+    def release(self) -> None:
+        """Drop the model and its cached prefixes (the worker moves to another version); the
+        next generate() or load() loads it again."""
+        with self._lock:
+            self.model = None
+            self.tokenizer = None
+            self._prefixes.clear()
+            self._status = STATUS_LOADING
+            device = self.device
+        gc.collect()
+        if device is not None and device.type == "cuda":
+            torch.cuda.empty_cache()
+        logger.info("Released %s with adapter %s", self.base_model, self.adapter)
 
     def _load(self) -> None:
         from peft import PeftModel
