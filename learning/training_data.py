@@ -3,8 +3,9 @@ code, exports.dataset and exports.builders, not a copy), from the schools whose 
 train shared models, split into train / validation / test by student AND teacher.
 
 The split keeps every student's texts, and every teacher's, on one side: rows are the edges of
-the student–teacher graph, and each connected component goes to one split (components in the
-order of a salted hash, each to the split furthest below its share: deterministic, balanced).
+the student–teacher graph, and each connected component goes to one split (the largest
+first, equal sizes in the order of a salted hash, each to the split furthest below its
+target: deterministic, balanced).
 Where one component holds nearly everything (a school's teachers share their classes), students
 and teachers are each hashed to a split and the rows joining two sides are left out (counted).
 Nothing written by this module names a student or a teacher, nor carries a database id.
@@ -261,15 +262,23 @@ def _assign_splits(rows, *, people, shares) -> tuple[dict[int, str], str, int]:
     for node in list(parent):
         root = find(node)
         members[root] = min(members.get(root, node), node)
-    order = sorted(components, key=lambda root: (_salted_fraction(members[root]), members[root]))
+    # Largest first (the small ones then fill the gaps), the salted hash between equals.
+    order = sorted(
+        components,
+        key=lambda root: (
+            -len(components[root]),
+            _salted_fraction(members[root]),
+            members[root],
+        ),
+    )
     filled = dict.fromkeys(SPLITS, 0)
     by_component: dict[int, str] = {}
     for root in order:
         size = len(components[root])
-        # The split furthest below its share once this component is in it.
-        name = min(
-            SPLITS,
-            key=lambda split: ((filled[split] + size) / max(total, 1) - shares[split], split),
+        # The split furthest below its target number of rows.
+        name = max(
+            (split for split in SPLITS if shares[split] > 0),
+            key=lambda split: (shares[split] * total - filled[split], -SPLITS.index(split)),
         )
         filled[name] += size
         for index in components[root]:

@@ -212,3 +212,13 @@ def french_class_students(school_class: SchoolClass) -> list[Student]:
 
 def full_names(students) -> list[str]:
     return [f"{s.last_name} {s.first_name}" for s in students]
+
+
+# --- Learning loop: training runs (issue 13, agent "training") ---------------------------------
+
+
+class TrainingRunFactory(DjangoModelFactory):
+    """A training run as its fields say (queued, SFT, from the active version by default)."""
+
+    class Meta:
+        model = "learning.TrainingRun"
