@@ -33,4 +33,5 @@ urlpatterns = [
     path("", include("generation.urls")),
     path("", include("exports.urls")),
     path("", include("classes.urls")),
+    path("apprentissage/", include("learning.urls")),
 ]

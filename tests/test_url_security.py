@@ -37,6 +37,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from classes.models import Teacher
 from generation import tasks
 from generation.models import Appreciation, Draft, Feedback, GenerationJob, QuickDraft
+from learning import tasks as learning_tasks
+from learning.models import TrainingRun
 from tests.factories import TeacherFactory
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +47,15 @@ MISSING = 999_999
 PUBLIC = {"login", "ent_login", "teacher_invitation", "teacher_invitation_done"}
 SKIPPED_NAMESPACES = ("admin:",)
 
-ACTORS = ("teacher", "other_teacher", "head", "admin", "foreign_teacher", "no_school")
+ACTORS = (
+    "teacher",
+    "other_teacher",
+    "head",
+    "admin",
+    "foreign_teacher",
+    "no_school",
+    "superuser",
+)
 TARGETS = ("own", "other", "foreign")
 
 
@@ -62,6 +72,7 @@ class Owned:
     appreciation: Appreciation
     feedback: Feedback
     quick: QuickDraft
+    training_run: TrainingRun
 
 
 def _owned(owner, assignment, term) -> Owned:
@@ -102,7 +113,9 @@ def _owned(owner, assignment, term) -> Owned:
         prompt_version="test",
         text="Bon trimestre.",
     )
-    return Owned(owner, assignment, term, student, job, appreciation, feedback, quick)
+    # Training runs are the platform's (superusers'), whoever asked: any owner's is one.
+    training_run = TrainingRun.objects.create(requested_by=owner)
+    return Owned(owner, assignment, term, student, job, appreciation, feedback, quick, training_run)
 
 
 def build_objects(world) -> dict[str, Owned]:
@@ -121,6 +134,8 @@ def actors(world) -> dict[str, Teacher]:
         "admin": world.admin,
         "foreign_teacher": world.foreign_teacher,
         "no_school": TeacherFactory(school=None),
+        # The platform's superuser (no school): the training page is theirs alone.
+        "superuser": TeacherFactory(school=None, is_staff=True, is_superuser=True),
     }
 
 
@@ -138,7 +153,8 @@ def _student(o: Owned) -> dict:
 OWNERS = frozenset({("teacher", "own"), ("other_teacher", "other"), ("foreign_teacher", "foreign")})
 HEAD_OF_OWN = frozenset({("head", "own")})
 EVERYONE = frozenset((actor, None) for actor in ACTORS)
-WITH_A_SCHOOL = EVERYONE - {("no_school", None)}
+WITH_A_SCHOOL = EVERYONE - {("no_school", None), ("superuser", None)}
+SUPERUSER = frozenset({("superuser", None)})
 # world.admin is the school admin of own's and other's school (not foreign's).
 CLASS_READERS = OWNERS | {("admin", "own"), ("admin", "other")}
 
@@ -224,6 +240,15 @@ URLS: dict[str, Spec] = {
     "exports:dataset_file": Spec(
         ("get",), frozenset({("admin", None)}), fixed={"fmt": "appreciation-csv"}
     ),
+    # learning: training runs (superusers only)
+    "learning:training": Spec(("get",), SUPERUSER),
+    "learning:training_start": Spec(("post",), SUPERUSER, data=lambda o: {"method": "sft"}),
+    "learning:training_runs": Spec(("get",), SUPERUSER),
+    "learning:training_cancel": Spec(
+        ("post",),
+        frozenset(("superuser", target) for target in TARGETS),
+        lambda o: {"run_pk": o.training_run.pk},
+    ),
 }
 
 
@@ -257,7 +282,7 @@ def path_for(name: str, owned: Owned | None) -> str:
 def no_task_is_queued(monkeypatch):
     """Nothing reaches a broker from these tests, whatever a view does."""
     queued = []
-    for task in (tasks.generate_drafts, tasks.generate_quick_draft):
+    for task in (tasks.generate_drafts, tasks.generate_quick_draft, learning_tasks.train_adapter):
         monkeypatch.setattr(task, "delay_on_commit", lambda *a, **k: queued.append((a, k)))
         monkeypatch.setattr(task, "delay", lambda *a, **k: queued.append((a, k)))
     return queued

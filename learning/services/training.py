@@ -436,3 +436,22 @@ def training_runs_recover(*, hostname: str) -> list[int]:
 def split_row_counts(run: TrainingRun) -> dict[str, int]:
     rows = (run.data or {}).get("rows") or {}
     return {name: rows.get(name, 0) for name in (TRAIN, VALIDATION, TEST)}
+
+
+def original_dataset_store(*, user, upload) -> str:
+    """Keep an uploaded copy of the original dataset (Parquet or CSV) under the training
+    folder, under a random name; returns its path for training_run_create."""
+    import uuid
+
+    if user is None or not user.is_superuser:
+        raise PermissionDenied
+    suffix = Path(upload.name).suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise TrainingRefused("Envoyez un fichier .parquet ou .csv.")
+    folder = Path(settings.APPRECIATION_TRAINING_DIR) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"original-{uuid.uuid4().hex}{suffix}"
+    with target.open("wb") as handle:
+        for chunk in upload.chunks():
+            handle.write(chunk)
+    return str(target)
