@@ -22,7 +22,8 @@ import django
 django.setup()
 imported = []
 for package in (
-    "appreciation_site", "audit", "common", "classes", "generation", "exports", "privacy"
+    "appreciation_site", "audit", "common", "classes", "generation", "exports", "privacy",
+    "learning"
 ):
     module = importlib.import_module(package)
     for info in pkgutil.walk_packages(module.__path__, package + "."):

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -334,8 +333,6 @@ def _trainer(
     }
     train_dataset = Dataset.from_list(train_rows)
     eval_dataset = Dataset.from_list(eval_rows) if eval_rows else None
-    # The datasets cache would write under ~/.cache: keep the tokenized rows in memory.
-    os.environ.setdefault("HF_DATASETS_IN_MEMORY_MAX_SIZE", str(1 << 30))
     if method == SFT:
         from trl import SFTConfig, SFTTrainer
 
