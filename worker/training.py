@@ -248,6 +248,14 @@ def _device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
+def _weights_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on a GPU that has it; fp16 on an older one (T4: mixed precision, the LoRA weights
+    stay float32, peft upcasts them); float32 on CPU, where bf16 training loses too much."""
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def _has_tokenizer(folder: Path) -> bool:
     return (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()
 
@@ -272,13 +280,7 @@ def _load_trainable_model(
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    # bf16 weights on a GPU that has it; float32 on CPU, where bf16 training loses too much.
-    dtype = (
-        torch.bfloat16
-        if device.type == "cuda" and torch.cuda.is_bf16_supported()
-        else torch.float32
-    )
-    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
+    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=_weights_dtype(device))
     if adapter:
         # The adapter goes on training from where it is (its own shape: the original's).
         return PeftModel.from_pretrained(base, adapter, is_trainable=True)
@@ -325,7 +327,8 @@ def _trainer(
         "seed": options.seed,
         "report_to": [],
         "use_cpu": device.type == "cpu",
-        "bf16": device.type == "cuda" and torch.cuda.is_bf16_supported(),
+        "bf16": _weights_dtype(device) == torch.bfloat16,
+        "fp16": _weights_dtype(device) == torch.float16,
         "max_length": options.max_length,
         "dataloader_num_workers": 0,
         "disable_tqdm": True,

@@ -348,6 +348,8 @@ APPRECIATION_TRAINING_MAX_PAUSE_SECONDS = env.int(
 APPRECIATION_TRAINING_SEGMENT_SECONDS = env.int(
     "APPRECIATION_TRAINING_SEGMENT_SECONDS", default=max(CELERY_TASK_TIME_LIMIT - 5 * 60, 60)
 )
+# A run that brought its worker down this many times (out of memory...) fails instead of looping.
+APPRECIATION_TRAINING_MAX_RESTARTS = env.int("APPRECIATION_TRAINING_MAX_RESTARTS", default=3)
 # Hyperparameters of a run, each overridable per run (page, `manage.py train_adapter`).
 # The LoRA's shape is the original adapter's (r 16, alpha 16, dropout 0, seven projections).
 APPRECIATION_TRAINING_DEFAULTS = {

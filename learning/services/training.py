@@ -211,10 +211,12 @@ def _claim(*, run_id: int, hostname: str) -> TrainingRun | None:
         return None
     if run.state == TrainingRun.State.QUEUED:
         run.started_at = now
+    if not run.output_dir:
+        run.output_dir = str(Path(settings.APPRECIATION_TRAINING_DIR) / f"run-{run.pk}")
     run.state = TrainingRun.State.RUNNING
     run.claimed_by = hostname
     run.claimed_at = now
-    run.save(update_fields=["state", "started_at", "claimed_by", "claimed_at"])
+    run.save(update_fields=["state", "started_at", "claimed_by", "claimed_at", "output_dir"])
     return run
 
 
@@ -418,19 +420,35 @@ def _model_version_register_candidate(**fields: Any) -> ModelVersion:
 def training_runs_recover(*, hostname: str) -> list[int]:
     """At a worker's start: the runs it held when it stopped (RUNNING, claimed by this host),
     and any whose worker fell silent past the lease, are sent again; they resume from their
-    latest checkpoint. Returns their ids."""
+    latest checkpoint. A run that has already brought its worker down
+    APPRECIATION_TRAINING_MAX_RESTARTS times (out of memory...) fails instead of looping.
+    Returns the ids sent again."""
     stale = timezone.now() - _claim_lease()
     runs = list(
         TrainingRun.objects.select_for_update()
         .filter(state=TrainingRun.State.RUNNING)
         .filter(Q(claimed_by=hostname) | Q(claimed_at__lt=stale) | Q(claimed_at__isnull=True))
-        .values_list("pk", flat=True)
     )
-    if runs:
-        TrainingRun.objects.filter(pk__in=runs).update(claimed_by="")
-    for run_id in runs:
+    sent = []
+    for run in runs:
+        progress = dict(run.progress or {})
+        progress["restarts"] = progress.get("restarts", 0) + 1
+        if progress["restarts"] > settings.APPRECIATION_TRAINING_MAX_RESTARTS:
+            run.state = TrainingRun.State.FAILED
+            run.finished_at = timezone.now()
+            run.error_message = (
+                f"Le serveur de calcul s'est arrêté {progress['restarts']} fois pendant cet"
+                " entraînement (mémoire insuffisante ?) : réduisez la taille des lots."
+            )
+            logger.error("Training run %s failed after %s restarts", run.pk, progress["restarts"])
+        else:
+            sent.append(run.pk)
+        run.progress = progress
+        run.claimed_by = ""
+        run.save(update_fields=["progress", "claimed_by", "state", "finished_at", "error_message"])
+    for run_id in sent:
         queue.send_training_run(run_id)
-    return runs
+    return sent
 
 
 def split_row_counts(run: TrainingRun) -> dict[str, int]:

@@ -177,6 +177,8 @@ def test_a_run_pauses_for_waiting_drafts_and_resumes_after_a_restart(
     assert training_runs_recover(hostname="gpu-2") == []
     assert training_runs_recover(hostname="gpu-1") == [run.pk]
     assert sent == [run.pk, run.pk]
+    run.refresh_from_db()
+    assert run.progress["restarts"] == 1 and run.claimed_by == ""
 
     run = training_run_execute(run_id=run.pk, hostname="gpu-1")
 
@@ -302,3 +304,21 @@ def test_the_command_trains_and_names_the_candidate(training_settings, superuser
     assert "step 0/2: validation loss" in text
     assert "Candidate version v1 written to" in text
     assert ModelVersion.objects.get().state == ModelVersion.State.CANDIDATE
+
+
+def test_a_run_that_keeps_killing_its_worker_fails_instead_of_looping(training_settings, sent):
+    training_settings.APPRECIATION_TRAINING_MAX_RESTARTS = 2
+    run = TrainingRunFactory(
+        state=TrainingRun.State.RUNNING, claimed_by="gpu-1", claimed_at=timezone.now()
+    )
+    assert training_runs_recover(hostname="gpu-1") == [run.pk]
+    TrainingRun.objects.filter(pk=run.pk).update(claimed_by="gpu-1")
+    assert training_runs_recover(hostname="gpu-1") == [run.pk]
+    TrainingRun.objects.filter(pk=run.pk).update(claimed_by="gpu-1")
+    assert training_runs_recover(hostname="gpu-1") == []
+    run.refresh_from_db()
+    assert run.state == TrainingRun.State.FAILED and run.progress["restarts"] == 3
+    assert "réduisez la taille des lots" in run.error_message
+    assert sent == [run.pk, run.pk]
+    # A redelivered task finds it failed and does nothing.
+    assert training_run_execute(run_id=run.pk, hostname="gpu-1").state == "failed"
