@@ -37,7 +37,6 @@ from generation.models import GenerationJob, ModelVersion, QuickDraft
 from .. import queue
 from ..models import TrainingRun
 from ..training_data import (
-    TEST,
     TRAIN,
     VALIDATION,
     TrainingData,
@@ -343,10 +342,19 @@ def training_run_execute(
         logger.info("Training run %s paused at step %s for drafting", run.pk, result.global_step)
         return TrainingRun.objects.get(pk=run.pk)
     if result.status != "finished":
+        _remove_checkpoints(output_dir)
         return _run_end(run.pk, state=TrainingRun.State.CANCELLED, progress=progress)
     progress["final_eval_loss"] = result.eval_loss
     progress["trainable_parameters"] = result.trainable_parameters
-    return _run_finish(run.pk, result=result, options=options, progress=progress)
+    run = _run_finish(run.pk, result=result, options=options, progress=progress)
+    _remove_checkpoints(output_dir)
+    return run
+
+
+def _remove_checkpoints(output_dir: Path) -> None:
+    """A run over needs no checkpoint (for the 3B, its optimizer states weigh hundreds of MB);
+    its data folder stays: the evaluation reads the held-out test split there."""
+    shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
 
 
 def _run_end(run_id: int, *, state: str, progress: dict, error_message: str = "") -> TrainingRun:
@@ -449,11 +457,6 @@ def training_runs_recover(*, hostname: str) -> list[int]:
     for run_id in sent:
         queue.send_training_run(run_id)
     return sent
-
-
-def split_row_counts(run: TrainingRun) -> dict[str, int]:
-    rows = (run.data or {}).get("rows") or {}
-    return {name: rows.get(name, 0) for name in (TRAIN, VALIDATION, TEST)}
 
 
 def original_dataset_store(*, user, upload) -> str:

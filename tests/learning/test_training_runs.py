@@ -125,6 +125,8 @@ def test_a_run_learns_and_its_candidate_drafts_in_the_real_backend(
     # The run's data files, kept for a resume, are the snapshot's rows.
     snapshot = json.loads((Path(run.output_dir) / "data" / "snapshot.json").read_text())
     assert snapshot["sha256"] == run.data["sha256"]
+    assert (Path(run.output_dir) / "data" / "test.jsonl").is_file()
+    assert not (Path(run.output_dir) / "checkpoints").exists()  # removed once done
 
     backend = TransformersBackend(
         base_model=version.base_model, adapter=version.adapter, device="cpu", max_new_tokens=6
