@@ -15,6 +15,7 @@ RUN grep -v -E '^(torch|transformers|peft|accelerate|safetensors|tokenizers|hugg
 COPY . .
 RUN DJANGO_SETTINGS_MODULE=appreciation_site.settings.production DJANGO_SECRET_KEY=build DJANGO_ALLOWED_HOSTS=build \
     python manage.py collectstatic --no-input
-RUN useradd --create-home app && chown -R app /app
+RUN useradd --create-home app && chown -R app /app \
+    && mkdir -p /training && chown app /training
 USER app
 EXPOSE 8000

@@ -12,5 +12,6 @@ COPY requirements.lock pyproject.toml ./
 # torch==2.13.0 from PyPI is the CUDA build on Linux.
 RUN pip install -r requirements.lock
 COPY . .
-RUN useradd --create-home app && chown -R app /app
+RUN useradd --create-home app && chown -R app /app \
+    && mkdir -p /training /models/versions && chown -R app /training /models
 USER app

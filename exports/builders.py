@@ -20,7 +20,7 @@ import io
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from itertools import groupby
@@ -180,6 +180,9 @@ class DatasetRow:
     inputs: dict
     chat_date: str
     rejected_text: str = ""
+    # The validation the row came from: groups a student's and a teacher's rows when a
+    # training run splits them (learning.training_data). Never written to a file.
+    feedback_id: int | None = field(default=None, compare=False, repr=False)
 
 
 def neutralize_cell(value: str) -> str:

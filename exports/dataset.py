@@ -271,6 +271,7 @@ def dataset_selection(
             final_text=item.final_text,
             inputs=dict(item.inputs or {}),
             chat_date=chat_date,
+            feedback_id=item.pk,
         )
         if fmt != PREFERENCE_JSONL:
             selection.rows.append(row)

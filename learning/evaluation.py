@@ -12,6 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -20,9 +21,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from classes.models import School, Student, Teacher
-from exports.builders import CHAT_JSONL
-from exports.dataset import dataset_selection
+from classes.models import Student, Teacher
 from generation.checks import KnownNames, clean_text
 from generation.models import ModelVersion
 
@@ -34,6 +33,7 @@ from .evaluation_metrics import (
     word_count_distribution,
 )
 from .models import ModelEvaluation, PanelItem, TrainingRun
+from .training_data import TEST, TrainingData, held_out_rows
 
 logger = logging.getLogger(__name__)
 
@@ -48,34 +48,28 @@ class EvaluationError(Exception):
 # --- The rows -----------------------------------------------------------------------------------
 
 
-def evaluation_rows() -> list[dict[str, Any]]:
+def evaluation_rows(*, training_run: TrainingRun | None = None) -> list[dict[str, Any]]:
     """The held-out test rows: {"key", "messages" (system + user), "final_text", "inputs"}.
 
-    The pseudonymous rows of the dataset export (exports.dataset, the same code), from the
-    schools whose feedback may train shared models.
+    The pseudonymous rows of the dataset export (exports.dataset, the same code) of the
+    schools whose feedback may train shared models, in the test split of
+    learning.training_data (by student and teacher). For a training run's candidate: the test
+    split written with the run, so that no row it trained on is scored.
     """
-    # replaced by learning.training_data at merge: its split by student and teacher.
-    rows = []
-    school_ids = School.objects.filter(feedback_trains_shared_models=True).values_list(
-        "pk", flat=True
-    )
-    for school_id in school_ids:
-        for row in dataset_selection(fmt=CHAT_JSONL, school_id=school_id).rows:
-            if _stub_in_test_split(row.row_id):
-                rows.append(
-                    {
-                        "key": str(row.row_id),
-                        "messages": row.prompt_messages,
-                        "final_text": row.final_text,
-                        "inputs": row.inputs,
-                    }
-                )
-    return rows
-
-
-def _stub_in_test_split(row_id: int) -> bool:
-    # replaced by learning.training_data at merge: one row in five, by its stable keyed id.
-    return row_id % 5 == 0
+    row_ids = None
+    if training_run is not None and training_run.output_dir:
+        folder = Path(training_run.output_dir) / "data"
+        if (folder / "snapshot.json").is_file():
+            row_ids = {int(row["id"]) for row in TrainingData.read(folder).splits[TEST]}
+    return [
+        {
+            "key": str(row.row_id),
+            "messages": row.prompt_messages,
+            "final_text": row.final_text,
+            "inputs": row.inputs,
+        }
+        for row in held_out_rows(row_ids=row_ids)
+    ]
 
 
 def evaluation_known_names() -> KnownNames:
@@ -207,7 +201,7 @@ def model_evaluation_run(
     if evaluation is None:
         logger.info("Evaluation %s already done or gone: nothing to do", evaluation_id)
         return None
-    rows = list(evaluation_rows() if rows is None else rows)
+    rows = list(evaluation_rows(training_run=evaluation.training_run) if rows is None else rows)
     if not rows:
         return _fail(
             evaluation,

@@ -273,4 +273,11 @@ class ModelEvaluationFactory(DjangoModelFactory):
         model = "learning.ModelEvaluation"
 
 
-# --- end of the evaluation block ---
+# --- Learning loop: training runs (issue 13, agent "training") ---------------------------------
+
+
+class TrainingRunFactory(DjangoModelFactory):
+    """A training run as its fields say (queued, SFT, from the active version by default)."""
+
+    class Meta:
+        model = "learning.TrainingRun"

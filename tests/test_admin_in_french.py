@@ -24,7 +24,7 @@ from audit.services import audit_record
 from generation.models import GenerationJob, WorkerState
 from tests.factories import PASSWORD, TeacherFactory
 
-OUR_APPS = ("classes", "generation", "audit")
+OUR_APPS = ("classes", "generation", "audit", "learning")
 # Field names whose automatic label is already the French word.
 SAME_IN_FRENCH = {"code", "participation", "version"}
 

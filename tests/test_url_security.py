@@ -37,7 +37,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from classes.models import Teacher
 from generation import tasks
 from generation.models import Appreciation, Draft, Feedback, GenerationJob, QuickDraft
-from learning.models import PanelItem
+from learning import tasks as learning_tasks
+from learning.models import PanelItem, TrainingRun
 from tests.factories import ModelVersionFactory, PanelItemFactory, TeacherFactory
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +55,7 @@ ACTORS = (
     "foreign_teacher",
     "no_school",
     "panel_member",
+    "superuser",
 )
 TARGETS = ("own", "other", "foreign")
 
@@ -73,6 +75,7 @@ class Owned:
     quick: QuickDraft
     # The panel's items are shared by every school: one per owner only to have several ids.
     panel_item: PanelItem
+    training_run: TrainingRun
 
 
 def _owned(owner, assignment, term) -> Owned:
@@ -114,7 +117,20 @@ def _owned(owner, assignment, term) -> Owned:
         text="Bon trimestre.",
     )
     panel_item = PanelItemFactory(version_a=ModelVersionFactory(), version_b=ModelVersionFactory())
-    return Owned(owner, assignment, term, student, job, appreciation, feedback, quick, panel_item)
+    # Training runs are the platform's (superusers'), whoever asked: any owner's is one.
+    training_run = TrainingRun.objects.create(requested_by=owner)
+    return Owned(
+        owner,
+        assignment,
+        term,
+        student,
+        job,
+        appreciation,
+        feedback,
+        quick,
+        panel_item,
+        training_run,
+    )
 
 
 def build_objects(world) -> dict[str, Owned]:
@@ -135,6 +151,8 @@ def actors(world) -> dict[str, Teacher]:
         "no_school": TeacherFactory(school=None),
         # On the teachers' panel (learning): judges any item, sees no class.
         "panel_member": TeacherFactory(school=world.school, on_panel=True),
+        # The platform's superuser (no school): the training page is theirs alone.
+        "superuser": TeacherFactory(school=None, is_staff=True, is_superuser=True),
     }
 
 
@@ -152,7 +170,8 @@ def _student(o: Owned) -> dict:
 OWNERS = frozenset({("teacher", "own"), ("other_teacher", "other"), ("foreign_teacher", "foreign")})
 HEAD_OF_OWN = frozenset({("head", "own")})
 EVERYONE = frozenset((actor, None) for actor in ACTORS)
-WITH_A_SCHOOL = EVERYONE - {("no_school", None)}
+WITH_A_SCHOOL = EVERYONE - {("no_school", None), ("superuser", None)}
+SUPERUSER = frozenset({("superuser", None)})
 # world.admin is the school admin of own's and other's school (not foreign's).
 CLASS_READERS = OWNERS | {("admin", "own"), ("admin", "other")}
 
@@ -240,21 +259,30 @@ URLS: dict[str, Spec] = {
     ),
     # learning: the teachers' panel (its members, any school) and the quality dashboard
     # (school admins; department heads for their subjects)
-    "learning:panel": Spec(("get",), frozenset({("panel_member", None)})),
+    "learning:panel": Spec(("get",), frozenset({("panel_member", None)}) | SUPERUSER),
     "learning:panel_judge": Spec(
         ("post",),
-        frozenset(("panel_member", target) for target in TARGETS),
+        frozenset((actor, target) for actor in ("panel_member", "superuser") for target in TARGETS),
         lambda o: {"item_pk": o.panel_item.pk},
         lambda o: {"choice": "first"},
     ),
-    "learning:panel_results": Spec(("get",), frozenset({("panel_member", None)})),
+    "learning:panel_results": Spec(("get",), frozenset({("panel_member", None)}) | SUPERUSER),
     "learning:dashboard": Spec(("get",), frozenset({("head", None), ("admin", None)})),
-    # learning: the evaluation of a model version, superusers only (none of the actors is one;
-    # tests/learning/test_evaluation_flow.py opens them as a superuser)
-    "learning:evaluations": Spec(("get",), frozenset()),
+    # learning: the evaluation of a model version, superusers only
+    # (tests/learning/test_evaluation_flow.py opens the pages of real evaluations)
+    "learning:evaluations": Spec(("get",), SUPERUSER),
     "learning:evaluation_start": Spec(("post",), frozenset(), data=lambda o: {"candidate": 1}),
     "learning:evaluation": Spec(("get",), frozenset(), lambda o: {"evaluation_pk": 1}),
     "learning:version_evaluation": Spec(("get",), frozenset(), lambda o: {"version_pk": 1}),
+    # learning: training runs (superusers only)
+    "learning:training": Spec(("get",), SUPERUSER),
+    "learning:training_start": Spec(("post",), SUPERUSER, data=lambda o: {"method": "sft"}),
+    "learning:training_runs": Spec(("get",), SUPERUSER),
+    "learning:training_cancel": Spec(
+        ("post",),
+        frozenset(("superuser", target) for target in TARGETS),
+        lambda o: {"run_pk": o.training_run.pk},
+    ),
 }
 
 
@@ -288,7 +316,7 @@ def path_for(name: str, owned: Owned | None) -> str:
 def no_task_is_queued(monkeypatch):
     """Nothing reaches a broker from these tests, whatever a view does."""
     queued = []
-    for task in (tasks.generate_drafts, tasks.generate_quick_draft):
+    for task in (tasks.generate_drafts, tasks.generate_quick_draft, learning_tasks.train_adapter):
         monkeypatch.setattr(task, "delay_on_commit", lambda *a, **k: queued.append((a, k)))
         monkeypatch.setattr(task, "delay", lambda *a, **k: queued.append((a, k)))
     return queued

@@ -359,3 +359,51 @@ CELERY_TASK_ROUTES["learning.tasks.evaluate_version"] = {"queue": "gpu"}
 APPRECIATION_CANDIDATE_SHARE = min(
     1.0, max(0.0, env.float("APPRECIATION_CANDIDATE_SHARE", default=0.0))
 )
+# --- Training runs (learning/training_data.py, learning/services/training.py, worker/training.py)
+# Candidate adapters are written under APPRECIATION_MODELS_DIR/<version name>/ (where the
+# workers read models); checkpoints and the run's data under APPRECIATION_TRAINING_DIR/run-<id>/.
+APPRECIATION_MODELS_DIR = Path(env("APPRECIATION_MODELS_DIR", default=str(VAR_DIR / "models")))
+APPRECIATION_TRAINING_DIR = Path(
+    env("APPRECIATION_TRAINING_DIR", default=str(VAR_DIR / "training"))
+)
+# Where a new run starts: "active" (the active version's adapter) or "base" (a fresh LoRA).
+APPRECIATION_TRAINING_START_FROM = env("APPRECIATION_TRAINING_START_FROM", default="active")
+# A run refuses to start below this many training rows (train split, before the original set).
+APPRECIATION_TRAINING_MIN_ROWS = env.int("APPRECIATION_TRAINING_MIN_ROWS", default=100)
+# Shares of the rows held out (by student and teacher); the rest is trained on.
+APPRECIATION_TRAINING_VALIDATION_SHARE = env.float(
+    "APPRECIATION_TRAINING_VALIDATION_SHARE", default=0.1
+)
+APPRECIATION_TRAINING_TEST_SHARE = env.float("APPRECIATION_TRAINING_TEST_SHARE", default=0.1)
+# Changing the salt reshuffles which students and teachers are held out.
+APPRECIATION_TRAINING_SPLIT_SALT = env(
+    "APPRECIATION_TRAINING_SPLIT_SALT", default="appreciation-training-split-v1"
+)
+# Training shares the GPU worker with drafting: when generation jobs wait, a run that has held
+# the worker this long saves a checkpoint, sends itself again behind them and returns.
+APPRECIATION_TRAINING_MAX_PAUSE_SECONDS = env.int(
+    "APPRECIATION_TRAINING_MAX_PAUSE_SECONDS", default=120
+)
+# Whatever waits, a run hands the worker back this often (under Celery's time limit and the
+# broker's visibility timeout): checkpoint, send again, resume.
+APPRECIATION_TRAINING_SEGMENT_SECONDS = env.int(
+    "APPRECIATION_TRAINING_SEGMENT_SECONDS", default=max(CELERY_TASK_TIME_LIMIT - 5 * 60, 60)
+)
+# A run that brought its worker down this many times (out of memory...) fails instead of looping.
+APPRECIATION_TRAINING_MAX_RESTARTS = env.int("APPRECIATION_TRAINING_MAX_RESTARTS", default=3)
+# Hyperparameters of a run, each overridable per run (page, `manage.py train_adapter`).
+# The LoRA's shape is the original adapter's (r 16, alpha 16, dropout 0, seven projections).
+APPRECIATION_TRAINING_DEFAULTS = {
+    "epochs": 4,
+    "max_steps": 0,  # 0: from the epochs
+    "learning_rate": 2e-4,
+    "batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "max_length": 512,
+    "save_steps": 50,
+    "eval_steps": 50,
+    "logging_steps": 10,
+    "dpo_beta": 0.1,
+    "seed": 3407,
+}
+CELERY_TASK_ROUTES = {**CELERY_TASK_ROUTES, "learning.tasks.train_*": {"queue": "gpu"}}

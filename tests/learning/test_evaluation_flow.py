@@ -10,12 +10,12 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from exports.dataset import dataset_row_id
 from generation.models import ModelVersion
 from generation.prompts import PromptInputs, build_messages
 from learning import evaluation as services
 from learning.evaluation_metrics import GateThresholds
 from learning.models import ModelEvaluation, PanelItem
+from learning.training_data import held_out_rows
 from tests.conftest import wait_for
 from tests.factories import (
     FeedbackFactory,
@@ -61,28 +61,27 @@ THRESHOLDS = GateThresholds(
 
 
 def make_test_rows(world, count: int) -> list[str]:
-    """Validations of an opted-in school until `count` of them fall in the test split; returns
-    their final texts in creation order."""
+    """Validations of an opted-in school, each by its own teacher (so that each is a group of
+    its own for the split by student and teacher), until at least `count` of them fall in the
+    test split; returns the held-out rows' final texts."""
     world.school.feedback_trains_shared_models = True
     world.school.save()
-    texts = []
+    held_out: list = []
     index = 0
-    while len(texts) < count:
-        text = TEACHER_TEXTS[len(texts) % len(TEACHER_TEXTS)]
-        feedback = FeedbackFactory(
+    while len(held_out) < count:
+        FeedbackFactory(
             school=world.school,
-            validated_by=world.teacher,
+            validated_by=TeacherFactory(school=world.school),
             draft_text="Brouillon.",
-            final_text=text,
+            final_text=TEACHER_TEXTS[index % len(TEACHER_TEXTS)],
             edited=True,
             prompt_messages=PROMPT,
             inputs=INPUTS,
         )
-        if dataset_row_id(feedback_pk=feedback.pk) % 5 == 0:
-            texts.append(text)
         index += 1
         assert index < 200
-    return texts
+        held_out = held_out_rows()
+    return [row.final_text for row in held_out]
 
 
 def rows_and_outputs():
@@ -238,7 +237,8 @@ def test_create_refuses_without_an_active_version_or_for_a_non_superuser(db, wor
 def test_the_rows_are_the_opted_in_schools_test_split(world):
     texts = make_test_rows(world, 2)
     rows = services.evaluation_rows()
-    assert [row["final_text"] for row in rows] == texts
+    assert len(rows) >= 2
+    assert sorted(row["final_text"] for row in rows) == sorted(texts)
     assert rows[0]["messages"] == PROMPT and rows[0]["inputs"] == INPUTS
     world.school.feedback_trains_shared_models = False
     world.school.save()
@@ -289,14 +289,14 @@ def test_two_tiny_versions_evaluated_on_a_real_worker(world, celery_worker, tiny
     from learning.tasks import evaluate_version
 
     candidate, reference = tiny_versions
-    make_test_rows(world, 3)
+    texts = make_test_rows(world, 3)
     superuser = TeacherFactory(school=None, is_superuser=True)
 
     evaluation = services.model_evaluation_create(user=superuser, candidate=candidate, seed=11)
     wait_for(lambda: finished(evaluation))
     assert evaluation.state == ModelEvaluation.State.FINISHED, evaluation.error_message
     metrics = evaluation.metrics
-    assert metrics["rows"] == 3
+    assert metrics["rows"] == len(texts)
     for role in ("candidate", "reference"):
         loss = metrics[role]["loss"]
         assert isinstance(loss, float) and math.isfinite(loss) and loss > 0
@@ -339,11 +339,11 @@ def test_two_tiny_versions_evaluated_on_a_real_worker(world, celery_worker, tiny
 @pytest.mark.model
 def test_the_command_prints_the_figures(world, tiny_model_settings, tiny_versions, capsys):
     candidate, reference = tiny_versions
-    make_test_rows(world, 2)
+    texts = make_test_rows(world, 2)
     TeacherFactory(school=None, is_superuser=True)
     call_command("evaluate_version", candidate.name, "--against", reference.name, "--seed", "3")
     out = capsys.readouterr().out
-    assert "v2 against v1 on 2 test rows" in out
+    assert f"v2 against v1 on {len(texts)} test rows" in out
     assert "Loss (nats per token)" in out
     assert "chrF" in out
     assert "Promotion gate:" in out
