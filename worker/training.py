@@ -12,7 +12,6 @@ checkpoint now, return "paused"). Nothing is downloaded: local folders or the Hu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 
+from generation.adapter_files import adapter_weights_sha256
 from worker.testing import LORA_TARGET_MODULES
 
 logger = logging.getLogger(__name__)
@@ -81,24 +81,6 @@ class TrainingResult:
     train_rows: int = 0
     eval_rows: int = 0
     trainable_parameters: int = 0
-
-
-def adapter_weights_sha256(folder: Path) -> str:
-    """sha256 over the adapter's weight files (name and bytes, sorted by name)."""
-    digest = hashlib.sha256()
-    files = sorted(
-        path
-        for path in Path(folder).iterdir()
-        if path.is_file() and path.suffix in {".safetensors", ".bin"}
-    )
-    if not files:
-        raise FileNotFoundError(f"No adapter weights in {folder}")
-    for path in files:
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def last_checkpoint(output_dir: Path) -> Path | None:
@@ -238,7 +220,8 @@ def train_adapter(
     tokenizer.save_pretrained(adapter_dir)
     _pin_adapter_base(adapter_dir, base_model)
     result.adapter_dir = str(adapter_dir)
-    result.adapter_sha256 = adapter_weights_sha256(adapter_dir)
+    # One hash for every version, however it was made (generation.adapter_files).
+    result.adapter_sha256 = adapter_weights_sha256(str(adapter_dir))
     return result
 
 

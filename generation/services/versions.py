@@ -40,7 +40,8 @@ def _settings_model() -> dict[str, Any]:
     }
 
 
-def _next_name() -> str:
+def model_version_next_name() -> str:
+    """The next free "v<N>" (a training run names its adapter's folder after it)."""
     number = ModelVersion.objects.count() + 1
     while ModelVersion.objects.filter(name=f"v{number}").exists():
         number += 1
@@ -96,7 +97,7 @@ def _activate_settings_model(*, current: ModelVersion | None, wanted: dict) -> M
     )
     if version is None:
         version = ModelVersion.objects.create(
-            name=_next_name(),
+            name=model_version_next_name(),
             **wanted,
             adapter_sha256=adapter_weights_sha256(wanted["adapter"]),
             training_settings={"source": "settings"},
@@ -139,22 +140,26 @@ def model_version_register_candidate(
     training_data: dict | None = None,
     training_settings: dict | None = None,
     is_test_model: bool | None = None,
+    from_base: bool = False,
     user=None,
 ) -> ModelVersion:
     """A new adapter (a training run's output) as a candidate: nothing drafts with it until a
-    superuser promotes it. parent: the version it was trained from (default: the active one);
-    is_test_model follows the parent unless given. Its weights' SHA-256 is computed here."""
-    if parent is None:
+    superuser promotes it. parent: the version it was trained from (default: the active one;
+    none when from_base: a LoRA trained afresh on the base model); is_test_model follows the
+    parent unless given. Its weights' SHA-256 is computed here."""
+    if parent is None and not from_base:
         parent = model_version_ensure_active()
     version = ModelVersion.objects.create(
-        name=name or _next_name(),
+        name=name or model_version_next_name(),
         base_model=base_model,
         adapter=adapter,
         adapter_sha256=adapter_weights_sha256(adapter),
         parent=parent,
         training_data=training_data or {},
         training_settings=training_settings or {},
-        is_test_model=parent.is_test_model if is_test_model is None else is_test_model,
+        is_test_model=(
+            bool(parent and parent.is_test_model) if is_test_model is None else is_test_model
+        ),
         state=ModelVersion.State.CANDIDATE,
     )
     audit_record(
@@ -162,7 +167,7 @@ def model_version_register_candidate(
         actor=user,
         version_id=version.pk,
         version=version.name,
-        parent_id=parent.pk,
+        parent_id=parent.pk if parent else None,
         adapter_sha256=version.adapter_sha256,
     )
     logger.info("Model version %s registered as a candidate (%s)", version.name, adapter)

@@ -15,7 +15,6 @@ The torch side is worker.training, imported inside the functions that run on the
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -33,7 +32,10 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_record
 from generation.models import GenerationJob, ModelVersion, QuickDraft
-from generation.services.versions import model_version_register_candidate
+from generation.services.versions import (
+    model_version_next_name,
+    model_version_register_candidate,
+)
 
 from .. import queue
 from ..models import TrainingRun
@@ -67,7 +69,6 @@ SETTING_TYPES: dict[str, type] = {
     "dpo_beta": float,
     "seed": int,
 }
-_VERSION_NAME = re.compile(r"^v(\d+)$")
 
 
 class TrainingRefused(Exception):
@@ -369,21 +370,13 @@ def _run_end(run_id: int, *, state: str, progress: dict, error_message: str = ""
     return TrainingRun.objects.get(pk=run_id)
 
 
-def _next_version_name() -> str:
-    numbers = [
-        int(match.group(1))
-        for name in ModelVersion.objects.values_list("name", flat=True)
-        if (match := _VERSION_NAME.match(name))
-    ]
-    return f"v{max(numbers, default=ModelVersion.objects.count()) + 1}"
-
-
 @transaction.atomic
 def _run_finish(run_id: int, *, result, options, progress: dict) -> TrainingRun:
     run = TrainingRun.objects.select_for_update().get(pk=run_id)
     if run.result_version_id is not None:
         return run  # a redelivered task found it done
-    name = _next_version_name()
+    parent = run.parent_version  # None: trained afresh on the base model
+    name = model_version_next_name()
     models_dir = Path(settings.APPRECIATION_MODELS_DIR)
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / name
@@ -394,7 +387,8 @@ def _run_finish(run_id: int, *, result, options, progress: dict) -> TrainingRun:
         name=name,
         base_model=_start_point(run)[0],
         adapter=str(target),
-        parent=run.parent_version,
+        parent=parent,
+        from_base=parent is None,
         user=run.requested_by,
         training_data={**run.data, "training_run": run.pk},
         training_settings={
@@ -405,8 +399,7 @@ def _run_finish(run_id: int, *, result, options, progress: dict) -> TrainingRun:
             "final_eval_loss": result.eval_loss,
         },
         is_test_model=bool(
-            settings.APPRECIATION_TEST_MODEL
-            or (run.parent_version is not None and run.parent_version.is_test_model)
+            settings.APPRECIATION_TEST_MODEL or (parent is not None and parent.is_test_model)
         ),
     )
     run.result_version = version

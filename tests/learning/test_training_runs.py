@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.utils import timezone
 
+from generation.adapter_files import adapter_weights_sha256
 from generation.backends import GenerationRequest
 from generation.models import GenerationJob, ModelVersion
 from generation.prompts import PromptInputs, build_messages
@@ -35,7 +36,6 @@ from tests.factories import (
     TrainingRunFactory,
 )
 from worker.testing import LORA_TARGET_MODULES
-from worker.training import adapter_weights_sha256
 
 from .synthetic import synthetic_feedback
 
@@ -115,8 +115,8 @@ def test_a_run_learns_and_its_candidate_drafts_in_the_real_backend(
     assert version.parent == active and version.base_model == active.base_model
     folder = Path(version.adapter)
     assert folder.parent == training_settings.APPRECIATION_MODELS_DIR and folder.name == "v2"
-    assert version.adapter_sha256 == adapter_weights_sha256(folder)
-    assert version.adapter_sha256 != adapter_weights_sha256(Path(active.adapter))
+    assert version.adapter_sha256 == adapter_weights_sha256(str(folder))
+    assert version.adapter_sha256 != adapter_weights_sha256(active.adapter)
     assert version.training_data["sha256"] == run.data["sha256"]
     assert version.training_data["rows"] == run.data["rows"]
     assert version.training_settings["learning_rate"] == 1e-2
