@@ -17,7 +17,7 @@ class ModelVersion(models.Model):
     """
 
     class State(models.TextChoices):
-        CANDIDATE = "candidate", "Candidate"
+        CANDIDATE = "candidate", "Proposée"
         ACTIVE = "active", "Active"
         RETIRED = "retired", "Retirée"
 

@@ -26,6 +26,7 @@ from generation.checks import KnownNames, clean_text
 from generation.models import ModelVersion
 
 from .evaluation_metrics import (
+    GATE_LABELS,
     GateThresholds,
     compare_versions,
     promotion_gate,
@@ -342,6 +343,10 @@ def evaluation_summary(evaluation: ModelEvaluation) -> dict[str, Any]:
         "rows": metrics["rows"],
         "gate_passed": evaluation.gate["passed"],
         "failed_criteria": [c["name"] for c in evaluation.gate["criteria"] if not c["passed"]],
+        # In French, for the promotion page (generation's admin cannot import this app).
+        "failed_criteria_labels": [
+            GATE_LABELS[c["name"]] for c in evaluation.gate["criteria"] if not c["passed"]
+        ],
         "loss": pair("loss"),
         "check_pass_share": {
             "candidate": candidate["checks"]["all"],

@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                 ('training_data', models.JSONField(blank=True, default=dict, verbose_name="données d'entraînement")),
                 ('training_settings', models.JSONField(blank=True, default=dict, verbose_name="réglages d'entraînement")),
                 ('evaluation', models.JSONField(blank=True, default=dict, verbose_name='évaluation')),
-                ('state', models.CharField(choices=[('candidate', 'Candidate'), ('active', 'Active'), ('retired', 'Retirée')], default='candidate', max_length=10, verbose_name='état')),
+                ('state', models.CharField(choices=[('candidate', 'Proposée'), ('active', 'Active'), ('retired', 'Retirée')], default='candidate', max_length=10, verbose_name='état')),
                 ('is_test_model', models.BooleanField(default=False, verbose_name='modèle de test')),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='créée le')),
                 ('promoted_at', models.DateTimeField(blank=True, null=True, verbose_name='mise en service le')),

@@ -38,6 +38,7 @@ from generation.services.versions import (
 )
 
 from .. import queue
+from ..evaluation import EvaluationError, model_evaluation_create_for_training_run
 from ..models import TrainingRun
 from ..training_data import (
     TRAIN,
@@ -408,6 +409,12 @@ def _run_finish(run_id: int, *, result, options, progress: dict) -> TrainingRun:
     run.finished_at = timezone.now()
     run.claimed_by = ""
     run.save()
+    # Scored against the version in service on the run's own test split, on the GPU queue
+    # after this commit: the promotion page then says whether the candidate does better.
+    try:
+        model_evaluation_create_for_training_run(training_run=run)
+    except EvaluationError as error:  # no version in service to compare with
+        logger.warning("Candidate %s not evaluated: %s", name, error)
     logger.info("Training run %s finished: candidate %s at %s", run.pk, name, target)
     return run
 
