@@ -1,0 +1,100 @@
+"""A real OpenAI-compatible server on 127.0.0.1 for the tests: llama-cpp-python's server
+(llama.cpp built from source by `make install`) serving the tiny test model as GGUF."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+MODEL_ALIAS = "appreciation"
+START_TIMEOUT = 120.0
+
+
+def unavailable(message: str):
+    """Skip with the reason on a developer's machine; fail in CI, where it must run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"The test inference server cannot run: {message}", pytrace=False)
+    pytest.skip(f"The test inference server cannot run: {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LlamaServer:
+    """`python -m llama_cpp.server` on a port of 127.0.0.1; start(), kill(), start() again."""
+
+    def __init__(self, model_path: Path, *, port: int | None = None) -> None:
+        self.model_path = Path(model_path)
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+        self.output: deque[str] = deque(maxlen=200)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> LlamaServer:
+        import httpx2
+
+        command = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            MODEL_ALIAS,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "1",
+            # The raw logprobs of the first token (compared with transformers' logits).
+            "--logits_all",
+            "True",
+        ]
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        threading.Thread(target=self._read_output, args=(self.process,), daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if httpx2.get(f"{self.base_url}/models", timeout=2).status_code == 200:
+                    return self
+            except httpx2.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.kill()
+        unavailable("llama_cpp.server did not answer:\n" + "\n".join(list(self.output)[-30:]))
+        return self
+
+    def _read_output(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self.output.append(line.rstrip())
+
+    def kill(self) -> None:
+        """SIGKILL, as an OOM killer or a crash would: no goodbye to the clients."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
