@@ -49,8 +49,10 @@ def export_gguf(model: Any, tokenizer: Any, path: str | Path, *, name: str = "ti
     import gguf
 
     config = model.config
-    if getattr(config, "rope_scaling", None):
+    rope = dict(getattr(config, "rope_parameters", None) or {})
+    if rope.get("rope_type", "default") != "default":
         raise ValueError("RoPE scaling is not written by this exporter: use convert_hf_to_gguf.py")
+    rope_theta = float(rope.get("rope_theta") or config.rope_theta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n_head = config.num_attention_heads
@@ -68,7 +70,7 @@ def export_gguf(model: Any, tokenizer: Any, path: str | Path, *, name: str = "ti
     writer.add_key_length(head_dim)
     writer.add_value_length(head_dim)
     writer.add_rope_dimension_count(head_dim)
-    writer.add_rope_freq_base(float(config.rope_theta))
+    writer.add_rope_freq_base(rope_theta)
     writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))
     writer.add_vocab_size(config.vocab_size)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)

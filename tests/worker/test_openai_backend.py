@@ -43,6 +43,8 @@ TEMPERATURE = 1.5
 MIN_P = 0.1
 # Samples of the first token per distribution test (fixed seeds: the test is deterministic).
 SAMPLES = 1500
+# The distribution test's model: the tiny model's logits times this (see `sharp`).
+SHARPEN = 8.0
 
 
 def make_backend(server_urls, **options) -> OpenAICompatibleBackend:
@@ -210,12 +212,16 @@ def llama_cpp_default_distribution(logits: torch.Tensor) -> torch.Tensor:
 
 
 def sample_first_tokens(server: LlamaServer, payload: dict, seeds) -> Counter:
-    """The server's first token for each seed, as texts."""
+    """The server's first token for each seed, as texts (from its logprobs: after a token
+    that ends inside a UTF-8 character, llama-cpp-python goes on past max_tokens)."""
     backend = make_backend([server.base_url], concurrency=4)
 
     def one(seed):
-        body = backend.post_with_retries("completions", {**payload, "seed": seed, "max_tokens": 1})
-        return body["choices"][0]["text"]
+        body = backend.post_with_retries(
+            "completions", {**payload, "seed": seed, "max_tokens": 1, "logprobs": 1}
+        )
+        tokens = body["choices"][0]["logprobs"]["tokens"]
+        return tokens[0] if tokens else ""  # an end of turn first: nothing written
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         return Counter(pool.map(one, seeds))
@@ -251,31 +257,71 @@ def by_text(distribution: torch.Tensor, texts: list[str]) -> dict[str, float]:
     return merged
 
 
-def test_the_first_token_follows_the_cards_distribution(llama_server, reference):
+def min_p_before_temperature_distribution(logits: torch.Tensor) -> torch.Tensor:
+    """The card's numbers in llama-cpp-python's chain as they are: min_p 0.1 on the
+    untempered distribution, then the temperature (top_k and top_p off)."""
+    keep = logits >= logits.max() + torch.log(torch.tensor(MIN_P))
+    result = torch.zeros_like(logits)
+    result[keep] = torch.softmax(logits[keep] / TEMPERATURE, dim=-1)
+    return result
+
+
+@pytest.fixture(scope="module")
+def sharp(llama_server, tiny_model, tmp_path_factory):
+    """A server for the tiny model with its logits multiplied by SHARPEN (the final norm's
+    weight scaled), and that model in transformers.
+
+    The random tiny model's next-token distribution is nearly flat (every token within
+    e^1.1 of the likeliest): min_p 0.1 then removes nothing, before or after the temperature,
+    and a wrong order would go unseen. Sharpened, the card keeps 245 tokens of the first
+    prompt, min_p before the temperature 84, llama.cpp's defaults 37."""
+    from transformers import AutoTokenizer
+
+    from worker.gguf_export import export_gguf, merged_model
+
+    base, adapter = tiny_model
+    model = merged_model(base, adapter)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(SHARPEN)
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    path = export_gguf(model, tokenizer, tmp_path_factory.mktemp("sharp") / "sharp-f32.gguf")
+    server = LlamaServer(path).start()
+    yield server, (model, tokenizer)
+    server.kill()
+
+
+def test_the_first_token_follows_the_cards_distribution(sharp):
+    server, reference = sharp
     _model, tokenizer = reference
     texts = token_texts(tokenizer)
-    messages = sample_messages()[1]
+    messages = sample_messages()[0]
     logits = first_token_logits(reference, messages)
     card = card_distribution(logits)
-    default = llama_cpp_default_distribution(logits)
-    # The prompt is one where the two chains genuinely differ (else the test proves nothing).
-    support = int((card > 0).sum())
-    distance = 0.5 * float((card - default).abs().sum())
-    assert support > 40 and distance > 0.2, (support, distance)
+    wrong_chains = {
+        # llama.cpp's defaults around the card's two numbers: top_k 40, top_p 0.95, min_p
+        # 0.1, temperature last.
+        "defaults": ({"top_k": 40, "top_p": 0.95, "min_p": MIN_P}, llama_cpp_default_distribution),
+        # The card's parameters sent as they are to a chain that applies min_p first.
+        "min_p first": ({"min_p": MIN_P}, min_p_before_temperature_distribution),
+    }
+    # The two chains genuinely differ from the card's here (else the test proves nothing).
+    for _params, distribution in wrong_chains.values():
+        assert 0.5 * float((card - distribution(logits)).abs().sum()) > 0.3
 
-    backend = make_backend([llama_server.base_url])
+    backend = make_backend([server.base_url])
     payload = backend.completion_payload(messages, seed=None)
-    counts = sample_first_tokens(llama_server, payload, range(SAMPLES))
+    counts = sample_first_tokens(server, payload, range(SAMPLES))
     assert set(counts) <= set(texts)
-    p_card = chi_square_p_value(counts, by_text(card, texts))
-    assert p_card > 1e-3, p_card
+    p_value = chi_square_p_value(counts, by_text(card, texts))
+    assert p_value > 1e-3, p_value
 
-    # The same test rejects llama.cpp's defaults: it sees the sampling, not just the model.
-    defaults = {**payload, "top_k": 40, "top_p": 0.95, "min_p": MIN_P}
-    wrong = sample_first_tokens(llama_server, defaults, range(SAMPLES, 2 * SAMPLES))
-    assert chi_square_p_value(wrong, by_text(card, texts)) < 1e-6
-    # ... and those samples do follow the defaults' own distribution: the test is fair.
-    assert chi_square_p_value(wrong, by_text(default, texts)) > 1e-3
+    # The same test rejects the wrong chains: it sees the sampling, not just the model ...
+    for index, (params, distribution) in enumerate(wrong_chains.values(), start=1):
+        seeds = range(index * SAMPLES, (index + 1) * SAMPLES)
+        wrong = sample_first_tokens(server, {**payload, **params}, seeds)
+        assert chi_square_p_value(wrong, by_text(card, texts)) < 1e-6
+        # ... and those samples follow their own chain's distribution: the test is fair.
+        assert chi_square_p_value(wrong, by_text(distribution(logits), texts)) > 1e-3
 
 
 def test_a_seed_gives_the_same_texts(llama_server):
