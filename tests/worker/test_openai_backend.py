@@ -470,3 +470,43 @@ def test_a_server_killed_mid_class_loses_nothing(
             assert Draft.objects.get(pk=pk).text == text
     finally:
         server.kill()
+
+
+@pytest.mark.django_db
+def test_a_server_back_within_the_retries_is_waited_for(
+    world, tiny_gguf, no_queue, runner_settings, monkeypatch, caplog
+):
+    """Killed after the first batch and started again at once: the requests that failed
+    meanwhile are sent again after 0.5, 1, 2, 4... s, and the class finishes."""
+    import threading
+
+    runner_settings.APPRECIATION_BATCH_SIZE = 2
+    server = LlamaServer(tiny_gguf).start()
+    # Up to 0.5 + 1 + ... + 30 s of waiting: far more than a restart takes.
+    backend = make_backend([server.base_url], retries=9, backoff=0.5)
+    class_of(world, 4)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    write = runner._write_outcomes
+    restarts = []
+
+    def write_then_restart(**kwargs):
+        written = write(**kwargs)
+        if not restarts:
+            server.kill()
+            restarts.append(threading.Thread(target=server.start, daemon=True))
+            restarts[0].start()
+        return written
+
+    monkeypatch.setattr(runner, "_write_outcomes", write_then_restart)
+    try:
+        services.job_run(job_id=job.pk, hostname="gpu@server", backend=backend)
+        job.refresh_from_db()
+        assert job.status == GenerationJob.Status.SUCCEEDED, job.error_detail
+        assert job.drafts.filter(status=Draft.Status.GENERATED).count() == 4
+        assert len(restarts) == 1
+        # It did wait: the second batch's requests found the server down first.
+        assert "Inference request to" in caplog.text and "retry 1/8" in caplog.text
+    finally:
+        for thread in restarts:
+            thread.join(120)
+        server.kill()
