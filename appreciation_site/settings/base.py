@@ -256,6 +256,9 @@ LOGGING = {
         # WeasyPrint logs every layout step at INFO.
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        # The inference-server backend's HTTP client logs every request at INFO (a class is
+        # dozens); its retries and failures are logged by worker.backends.openai.
+        "httpx2": {"level": "WARNING"},
     },
 }
 

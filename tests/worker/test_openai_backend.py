@@ -92,6 +92,19 @@ def test_every_engine_gets_every_sampler_pinned():
         sampling_parameters("ollama?", temperature=1.5, min_p=0.1, max_tokens=90)
 
 
+def test_build_test_model_writes_the_gguf_the_server_reads(tmp_path, llama_server):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("build_test_model", str(tmp_path), "--gguf", stdout=out)
+    path = tmp_path / "tiny-appreciation-f32.gguf"
+    assert f"GGUF:       {path}" in out.getvalue()
+    # The same bytes as the file the session's server was started from.
+    assert path.read_bytes() == llama_server.model_path.read_bytes()
+
+
 # --- The model on the server is the model ---------------------------------------------------
 
 
