@@ -156,7 +156,8 @@ def test_the_servers_logprobs_are_the_models(llama_server, reference):
     for text, logprob in top.items():
         ids = [index for index, candidate in enumerate(texts) if candidate == text]
         if len(ids) == 1:  # a text several tokens decode to names none of them
-            assert logprob == pytest.approx(reference_logprobs[ids[0]].item(), abs=2e-3)
+            # Both in float32 (weights, keys and values): equal to rounding.
+            assert logprob == pytest.approx(reference_logprobs[ids[0]].item(), abs=1e-4)
             compared += 1
     assert compared >= 10
 
