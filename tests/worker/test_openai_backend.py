@@ -27,6 +27,7 @@ from generation.models import Draft, GenerationJob, WorkerState
 from generation.services import jobs, runner
 from tests.factories import StudentFactory, TermAssessmentFactory
 from worker.backends.openai import (
+    InferenceServerError,
     OpenAICompatibleBackend,
     render_prompt_text,
     sampling_parameters,
@@ -356,6 +357,49 @@ def test_a_dead_server_in_the_list_is_passed_over(llama_server):
     results = backend.generate(requests, seed=7)
     assert [r.key for r in results] == ["0", "1", "2"]
     assert backend.check_available().available
+
+
+def test_an_overloaded_server_is_passed_over(llama_server):
+    """A server that answers 503 (vLLM's or a proxy's "overloaded"): each request that met it
+    is sent again, to the next server."""
+    import http.server
+    import threading
+
+    hits = []
+
+    class Overloaded(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            hits.append(self.path)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    busy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Overloaded)
+    threading.Thread(target=busy.serve_forever, daemon=True).start()
+    try:
+        backend = make_backend(
+            [f"http://127.0.0.1:{busy.server_port}/v1", llama_server.base_url],
+            max_new_tokens=4,
+            retries=2,
+        )
+        requests = [
+            GenerationRequest(key=str(i), messages=m) for i, m in enumerate(sample_messages())
+        ]
+        results = backend.generate(requests, seed=7)
+        assert [r.key for r in results] == ["0", "1", "2"]
+        assert hits and set(hits) == {"/v1/completions"}
+        # With one try, no next server: the batch fails with the French message.
+        single = make_backend([f"http://127.0.0.1:{busy.server_port}/v1"], retries=1)
+        with pytest.raises(InferenceServerError) as failure:
+            single.generate(requests[:1], seed=7)
+        assert failure.value.user_message == INFERENCE_SERVER_USER_MESSAGE
+        assert "HTTP 503" in str(failure.value)
+    finally:
+        busy.shutdown()
+        busy.server_close()
 
 
 # --- A class through the runner -------------------------------------------------------------
