@@ -359,6 +359,63 @@ def test_a_dead_server_in_the_list_is_passed_over(llama_server):
     assert backend.check_available().available
 
 
+def test_a_class_is_in_flight_at_once(llama_server):
+    """A proxy in front of the server holds each request until the whole class has arrived
+    (a barrier), then passes them on: a backend that sent them one after another would
+    never get an answer."""
+    import http.server
+    import threading
+
+    students = 6
+    barrier = threading.Barrier(students, timeout=60)
+    target = llama_server.base_url
+
+    class HoldUntilAll(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            answer = httpx2.post(
+                target + self.path.removeprefix("/v1"),
+                content=body,
+                headers={"Content-Type": "application/json"},
+                timeout=60,
+            )
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        def log_message(self, *args):
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HoldUntilAll)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        backend = make_backend(
+            [f"http://127.0.0.1:{proxy.server_port}/v1"],
+            max_new_tokens=4,
+            retries=1,
+            concurrency=64,
+        )
+        messages = sample_messages()
+        requests = [
+            GenerationRequest(key=str(i), messages=messages[i % 3]) for i in range(students)
+        ]
+        results = backend.generate(requests, seed=3)
+        assert [r.key for r in results] == [str(i) for i in range(students)]
+        assert not barrier.broken
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
 def test_an_overloaded_server_is_passed_over(llama_server):
     """A server that answers 503 (vLLM's or a proxy's "overloaded"): each request that met it
     is sent again, to the next server."""
