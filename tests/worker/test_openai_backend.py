@@ -459,6 +459,27 @@ def test_an_overloaded_server_is_passed_over(llama_server):
         busy.server_close()
 
 
+def test_check_model_asks_the_servers(llama_server, runner_settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    runner_settings.APPRECIATION_BACKEND = "worker.backends.openai.OpenAICompatibleBackend"
+    runner_settings.APPRECIATION_INFERENCE_SERVERS = [llama_server.base_url]
+    runner_settings.APPRECIATION_INFERENCE_MODEL = MODEL_ALIAS
+    out = StringIO()
+    call_command("check_model", stdout=out)
+    assert f"Serveur d'inférence : joignable ({llama_server.base_url}), il sert" in out.getvalue()
+
+    reset_backend_cache()
+    runner_settings.APPRECIATION_INFERENCE_MODEL = "autre-modele"
+    out = StringIO()
+    with pytest.raises(SystemExit):
+        call_command("check_model", "--fail", stdout=out)
+    assert "Serveur d'inférence : INDISPONIBLE" in out.getvalue()
+    assert "ne sert pas le modèle autre-modele (il sert : appreciation)" in out.getvalue()
+
+
 # --- A class through the runner -------------------------------------------------------------
 
 
