@@ -44,10 +44,8 @@ class LlamaServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> LlamaServer:
-        import httpx2
-
-        command = [
+    def command(self) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "llama_cpp.server",
@@ -73,8 +71,12 @@ class LlamaServer:
             "--type_v",
             "0",
         ]
+
+    def start(self) -> LlamaServer:
+        import httpx2
+
         self.process = subprocess.Popen(
-            command,
+            self.command(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -92,7 +94,7 @@ class LlamaServer:
                 pass
             time.sleep(0.2)
         self.kill()
-        unavailable("llama_cpp.server did not answer:\n" + "\n".join(list(self.output)[-30:]))
+        unavailable(f"{self.command()[0]} did not answer:\n" + "\n".join(list(self.output)[-30:]))
         return self
 
     def _read_output(self, process: subprocess.Popen) -> None:
@@ -104,3 +106,49 @@ class LlamaServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(30)
+
+
+def llama_server_binary() -> Path:
+    """llama.cpp's own `llama-server`: APPRECIATION_LLAMA_SERVER, or where
+    scripts/build_llama_server.sh builds it."""
+    configured = os.environ.get("APPRECIATION_LLAMA_SERVER")
+    if configured:
+        return Path(configured)
+    root = Path(__file__).resolve().parents[2]
+    lock = (root / "requirements.lock").read_text(encoding="utf-8").splitlines()
+    version = next(line.split("==")[1] for line in lock if line.startswith("llama_cpp_python=="))
+    home = Path.home() / ".cache" / "appreciation" / f"llama-server-{version}"
+    return home / "build" / "bin" / "llama-server"
+
+
+class LlamaCppServer(LlamaServer):
+    """llama.cpp's C++ `llama-server` (the engine the README suggests on CPUs)."""
+
+    def __init__(self, model_path: Path, *, binary: Path, port: int | None = None) -> None:
+        super().__init__(model_path, port=port)
+        self.binary = binary
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary),
+            "--model",
+            str(self.model_path),
+            "--alias",
+            MODEL_ALIAS,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ctx-size",
+            "2048",
+            "--parallel",
+            "2",
+            "--threads",
+            "1",
+            # Keys and values in float32, like the model (see LlamaServer).
+            "--cache-type-k",
+            "f32",
+            "--cache-type-v",
+            "f32",
+            "--no-warmup",
+        ]
