@@ -480,6 +480,127 @@ def test_check_model_asks_the_servers(llama_server, runner_settings):
     assert "ne sert pas le modèle autre-modele (il sert : appreciation)" in out.getvalue()
 
 
+# --- llama.cpp's own server (llama-server): the `llama.cpp` engine ---------------------------
+
+
+@pytest.fixture(scope="module")
+def cpp_binary(llama_server):
+    from .llama_server import llama_server_binary, unavailable
+
+    binary = llama_server_binary()
+    if not binary.is_file():
+        unavailable(f"no llama-server at {binary}: bash scripts/build_llama_server.sh")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def cpp_servers(cpp_binary, tiny_gguf, sharp):
+    """llama-server serving the tiny model, and its sharpened variant (see `sharp`)."""
+    from .llama_server import LlamaCppServer
+
+    sharp_server, _reference = sharp
+    plain = LlamaCppServer(tiny_gguf, binary=cpp_binary).start()
+    sharpened = LlamaCppServer(sharp_server.model_path, binary=cpp_binary)
+    try:
+        sharpened.start()
+        yield plain, sharpened
+    finally:
+        plain.kill()
+        sharpened.kill()
+
+
+def test_llama_server_reads_the_same_ids_and_computes_the_same_logprobs(cpp_servers, reference):
+    plain, _sharpened = cpp_servers
+    _model, tokenizer = reference
+    backend = make_backend([plain.base_url], engine="llama.cpp")
+    for messages in sample_messages():
+        expected = prompt_token_ids(tokenizer, messages, date_string=DATE)
+        payload = backend.completion_payload(messages, seed=1)
+        answer = httpx2.post(
+            plain.base_url.removesuffix("/v1") + "/tokenize",
+            # As the completions endpoint tokenizes a text prompt.
+            json={"content": payload["prompt"], "add_special": True, "parse_special": True},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["tokens"] == expected
+        body = backend.post_with_retries(
+            "completions", {**payload, "max_tokens": 1, "logprobs": 20}
+        )
+        assert body["usage"]["prompt_tokens"] == len(expected)
+        reference_logprobs = torch.log_softmax(first_token_logits(reference, messages), dim=-1)
+        top = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        assert len(top) == 20
+        for entry in top:
+            assert entry["logprob"] == pytest.approx(
+                reference_logprobs[entry["id"]].item(), abs=1e-4
+            )
+
+
+def test_llama_server_samples_the_cards_distribution(cpp_servers, sharp):
+    """The same test as llama-cpp-python's, by token id: the `llama.cpp` engine's chain
+    (samplers temperature then min_p) against the card, and llama-server's defaults."""
+    _plain, server = cpp_servers
+    _server, reference = sharp
+    _model, tokenizer = reference
+    end_of_turn = {tokenizer.convert_tokens_to_ids(t) for t in ("<|end_of_text|>", "<|eom_id|>")}
+    end_of_turn.add(tokenizer.convert_tokens_to_ids("<|eot_id|>"))
+    messages = sample_messages()[0]
+    logits = first_token_logits(reference, messages)
+
+    def by_id(distribution):
+        merged: dict = {}
+        for index, probability in enumerate(distribution.tolist()):
+            key = "end" if index in end_of_turn else index
+            merged[key] = merged.get(key, 0.0) + probability
+        return merged
+
+    backend = make_backend([server.base_url], engine="llama.cpp", concurrency=4)
+    # The same request on llama-server's own endpoint, which returns the sampled token's id
+    # (the OpenAI one holds back a token that ends inside a UTF-8 character, logprobs too)
+    # and the settings it sampled with.
+    native = server.base_url.removesuffix("/v1") + "/completion"
+
+    def sample(payload, seeds):
+        def one(seed):
+            answer = httpx2.post(
+                native,
+                json={**payload, "seed": seed, "max_tokens": 1, "return_tokens": True},
+                timeout=60,
+            )
+            tokens = answer.json()["tokens"]
+            return "end" if not tokens or tokens[0] in end_of_turn else tokens[0]
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            return Counter(pool.map(one, seeds))
+
+    payload = backend.completion_payload(messages, seed=None)
+    settings = httpx2.post(native, json={**payload, "max_tokens": 1}, timeout=60).json()
+    settings = settings["generation_settings"]
+    assert settings["samplers"] == ["temperature", "min_p"]
+    assert (settings["top_k"], settings["top_p"], settings["min_p"]) == (0, 1.0, pytest.approx(0.1))
+    counts = sample(payload, range(SAMPLES))
+    p_value = chi_square_p_value(counts, by_id(card_distribution(logits)))
+    assert p_value > 1e-3, p_value
+
+    # llama-server's own chain with the card's two numbers: top_k 40, top_p 0.95, min_p,
+    # temperature last.
+    bare = {key: payload[key] for key in ("model", "prompt", "temperature", "min_p")}
+    wrong = sample(bare, range(SAMPLES, 2 * SAMPLES))
+    assert chi_square_p_value(wrong, by_id(card_distribution(logits))) < 1e-6
+    assert chi_square_p_value(wrong, by_id(llama_cpp_default_distribution(logits))) > 1e-3
+
+
+def test_llama_server_drafts_with_the_seed(cpp_servers):
+    plain, _sharpened = cpp_servers
+    backend = make_backend([plain.base_url], engine="llama.cpp", max_new_tokens=12)
+    assert backend.check_available().available  # its /v1/models lists the alias
+    requests = [GenerationRequest(key=str(i), messages=m) for i, m in enumerate(sample_messages())]
+    first = backend.generate(requests, seed=42)
+    assert [r.text for r in backend.generate(requests, seed=42)] == [r.text for r in first]
+    assert all(0 < r.new_tokens <= 12 and r.prompt_tokens > 200 for r in first)
+
+
 # --- A class through the runner -------------------------------------------------------------
 
 
