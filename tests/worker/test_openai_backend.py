@@ -560,13 +560,12 @@ def test_llama_server_samples_the_cards_distribution(cpp_servers, sharp):
     # (the OpenAI one holds back a token that ends inside a UTF-8 character, logprobs too)
     # and the settings it sampled with.
     native = server.base_url.removesuffix("/v1") + "/completion"
+    client = httpx2.Client(timeout=60)
 
     def sample(payload, seeds):
         def one(seed):
-            answer = httpx2.post(
-                native,
-                json={**payload, "seed": seed, "max_tokens": 1, "return_tokens": True},
-                timeout=60,
+            answer = client.post(
+                native, json={**payload, "seed": seed, "max_tokens": 1, "return_tokens": True}
             )
             tokens = answer.json()["tokens"]
             return "end" if not tokens or tokens[0] in end_of_turn else tokens[0]
