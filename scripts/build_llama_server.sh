@@ -5,7 +5,7 @@
 # The source is the llama.cpp that llama-cpp-python vendors (the version pinned in
 # requirements.lock, fetched from PyPI with pip: no other download). Built once per machine
 # into LLAMA_SERVER_HOME (default ~/.cache/appreciation/llama-server-VERSION); prints the
-# binary's path. About ten minutes on 2 cores; nothing when already built.
+# binary's path. 17 minutes on a 2-core EPYC shared with other jobs; nothing when built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(sed -n 's/^llama_cpp_python==//p' requirements.lock)
