@@ -9,8 +9,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.lock pyproject.toml ./
-# The web lock is the full lock minus the worker's stack (torch, transformers, peft...).
-RUN grep -v -E '^(torch|transformers|peft|accelerate|safetensors|tokenizers|huggingface.hub|hf-xet|sympy|mpmath|networkx)==' requirements.lock > requirements-web.lock \
+# The web lock is the full lock minus the worker's stack (torch, transformers, peft...) and the
+# tests' inference server (llama-cpp-python, compiled from source, and gguf).
+RUN grep -v -E '^(torch|transformers|peft|accelerate|safetensors|tokenizers|huggingface.hub|hf-xet|sympy|mpmath|networkx|llama_cpp_python|gguf)==' requirements.lock > requirements-web.lock \
     && pip install -r requirements-web.lock
 COPY . .
 RUN DJANGO_SETTINGS_MODULE=appreciation_site.settings.production DJANGO_SECRET_KEY=build DJANGO_ALLOWED_HOSTS=build \

@@ -9,8 +9,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3.11 pyth
 ENV PATH=/venv/bin:$PATH
 WORKDIR /app
 COPY requirements.lock pyproject.toml ./
-# torch==2.13.0 from PyPI is the CUDA build on Linux.
-RUN pip install -r requirements.lock
+# torch==2.13.0 from PyPI is the CUDA build on Linux. llama-cpp-python and gguf serve the
+# tests' inference server only (compiled from source: no compiler in this image).
+RUN grep -v -E '^(llama_cpp_python|gguf)==' requirements.lock > requirements-worker.lock \
+    && pip install -r requirements-worker.lock
 COPY . .
 RUN useradd --create-home app && chown -R app /app \
     && mkdir -p /training /models/versions && chown -R app /training /models

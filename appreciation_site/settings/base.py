@@ -257,6 +257,9 @@ LOGGING = {
         # WeasyPrint logs every layout step at INFO.
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        # The inference-server backend's HTTP client logs every request at INFO (a class is
+        # dozens); its retries and failures are logged by worker.backends.openai.
+        "httpx2": {"level": "WARNING"},
     },
 }
 
@@ -295,6 +298,30 @@ GRAMMALECTE_PATH = env("GRAMMALECTE_PATH", default="/usr/lib/python3/dist-packag
 # Compute the system prompt's keys and values once per batch instead of once per student
 # (it is most of every prompt); off only to measure or to rule it out.
 APPRECIATION_PREFIX_CACHE = env.bool("APPRECIATION_PREFIX_CACHE", default=True)
+# An OpenAI-compatible inference server instead of a model in the worker
+# (APPRECIATION_BACKEND=worker.backends.openai.OpenAICompatibleBackend; README, "Serveur
+# d'inférence compatible OpenAI"). The prompt, date and card's sampling are the same.
+# - the servers' base URLs, comma-separated (e.g. http://gpu1:8000/v1,http://gpu2:8000/v1):
+#   a class's requests are spread over them, a failed one is sent to the next;
+APPRECIATION_INFERENCE_SERVERS = env.list("APPRECIATION_INFERENCE_SERVERS", default=[])
+# - the model name the server serves it under (vLLM's --served-model-name, llama.cpp's
+#   --alias); the worker checks the server lists it. "{adapter_name}" in it stands for the
+#   version in service's adapter folder name (v2...): one LoRA per version on the server;
+APPRECIATION_INFERENCE_MODEL = env("APPRECIATION_INFERENCE_MODEL", default="appreciation")
+# - the engine, whose sampler parameters differ: vllm, llama.cpp (llama-server) or
+#   llama-cpp-python (its server); each gets the card's sampling pinned in its own terms;
+APPRECIATION_INFERENCE_ENGINE = env("APPRECIATION_INFERENCE_ENGINE", default="vllm")
+# - a bearer token, when the server asks for one (vLLM's --api-key, llama.cpp's --api-key);
+APPRECIATION_INFERENCE_API_KEY = env("APPRECIATION_INFERENCE_API_KEY", default="")
+# - seconds one request may take (90 new tokens on a busy server), connecting 5 s at most;
+APPRECIATION_INFERENCE_TIMEOUT = env.float("APPRECIATION_INFERENCE_TIMEOUT", default=120.0)
+# - tries per request (a server down, timing out, or answering 429/5xx: overloaded), waiting
+#   BACKOFF, 2 x BACKOFF, 4 x BACKOFF... seconds (at most 30) between them, on the next server;
+#   then the job fails with a French message and keeps its drafts (« Réessayer »);
+APPRECIATION_INFERENCE_RETRIES = env.int("APPRECIATION_INFERENCE_RETRIES", default=6)
+APPRECIATION_INFERENCE_BACKOFF = env.float("APPRECIATION_INFERENCE_BACKOFF", default=1.0)
+# - requests in flight at once: a class goes out together and the server batches it.
+APPRECIATION_INFERENCE_CONCURRENCY = env.int("APPRECIATION_INFERENCE_CONCURRENCY", default=64)
 # Faults heal by themselves (README, "Faults heal by themselves"):
 # - a worker's claim on a batch of drafts (a lease) lasts APPRECIATION_LEASE_SECONDS and is
 #   renewed every quarter of it while the worker lives, however long the batch takes; a dead

@@ -4,6 +4,7 @@ hands their names on, so that settings say `generation.backends.LocmemBackend`."
 
 from .base import (
     DEFAULT_BATCH_SIZE,
+    INFERENCE_SERVER_USER_MESSAGE,
     MODEL_LOAD_USER_MESSAGE,
     MODEL_MISSING_USER_MESSAGE,
     STATUS_FAILED,
@@ -22,6 +23,7 @@ from .locmem import LocmemBackend
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "INFERENCE_SERVER_USER_MESSAGE",
     "MODEL_LOAD_USER_MESSAGE",
     "MODEL_MISSING_USER_MESSAGE",
     "STATUS_FAILED",

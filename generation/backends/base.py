@@ -30,6 +30,13 @@ MODEL_MISSING_USER_MESSAGE = (
     " peuvent pas être générées pour le moment. Prévenez l'administrateur de votre"
     " établissement. Vos saisies et les brouillons déjà rédigés sont conservés."
 )
+# The worker drafts on an inference server (worker.backends.openai) that does not answer:
+# down, overloaded or too slow, after the retries.
+INFERENCE_SERVER_USER_MESSAGE = (
+    "Le serveur d'inférence ne répond pas : les appréciations ne peuvent pas être générées pour"
+    " le moment. Cliquez sur « Réessayer » dans quelques minutes ou prévenez l'administrateur"
+    " de la plateforme. Vos saisies et les brouillons déjà rédigés sont conservés."
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class ModelAvailability:
     """Whether a backend's model is on this machine, found without loading it.
 
     missing: what is absent and where it was looked for, in English (logs, administrators).
+    user_message: the French sentence a teacher sees when a job fails for it.
     """
 
     available: bool
@@ -44,6 +52,7 @@ class ModelAvailability:
     adapter: str = ""
     missing: tuple[str, ...] = ()
     seconds: float = 0.0
+    user_message: str = MODEL_MISSING_USER_MESSAGE
 
     @property
     def detail(self) -> str:

@@ -19,6 +19,7 @@ from classes.services import ensure_term_open
 
 from .. import queue, selectors
 from ..backends import (
+    INFERENCE_SERVER_USER_MESSAGE,
     MODEL_MISSING_USER_MESSAGE,
 )
 from ..models import (
@@ -119,9 +120,11 @@ def job_create(
         # The only worker(s) said at start that they have no model: fail now, not after a
         # load that would time out. The drafts stay pending for « Réessayer », which asks
         # the worker again (the model may have been installed since).
+        # A worker in front of inference servers (worker.backends.openai) found none answering.
+        served = bool(missing.model_info.get("servers"))
         job_fail(
             job.pk,
-            message=MODEL_MISSING_USER_MESSAGE,
+            message=INFERENCE_SERVER_USER_MESSAGE if served else MODEL_MISSING_USER_MESSAGE,
             detail=f"No generation worker has the model: {missing.hostname}: {missing.detail}",
         )
         logger.error("Job %s failed at once: no worker has the model", job.pk)

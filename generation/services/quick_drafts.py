@@ -12,7 +12,6 @@ from classes.models import Teacher
 
 from .. import queue, selectors
 from ..backends import (
-    MODEL_MISSING_USER_MESSAGE,
     STATUS_READY,
     BaseBackend,
     ModelLoadError,
@@ -55,9 +54,11 @@ def quick_draft_run(*, quick_draft_id: int, backend: BaseBackend | None = None) 
         return
     version = model_version_ensure_active()
     backend = backend or model_version_backend(version=version)
-    if backend.status != STATUS_READY and not check_available(backend).available:
+    availability = check_available(backend) if backend.status != STATUS_READY else None
+    if availability is not None and not availability.available:
+        # The model's files missing, or its inference server not answering: each says so.
         QuickDraft.objects.filter(pk=quick.pk).update(
-            status=QuickDraft.Status.FAILED, error_message=MODEL_MISSING_USER_MESSAGE
+            status=QuickDraft.Status.FAILED, error_message=availability.user_message
         )
         return
     try:

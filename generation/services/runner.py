@@ -21,7 +21,6 @@ from classes.models import TeachingAssignment
 
 from .. import queue, selectors
 from ..backends import (
-    MODEL_MISSING_USER_MESSAGE,
     STATUS_READY,
     BaseBackend,
     ModelAvailability,
@@ -418,7 +417,7 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
                 _record_availability, hostname=hostname, backend=backend, availability=availability
             )
             _db_step(
-                job_fail, job.pk, message=MODEL_MISSING_USER_MESSAGE, detail=availability.detail
+                job_fail, job.pk, message=availability.user_message, detail=availability.detail
             )
             return
         _db_step(
@@ -484,10 +483,20 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
         raise  # not the job's fault: job_run leaves it to the recovery
     except Exception as exc:
         logger.exception("Job %s failed during generation", job.pk)
+        if isinstance(exc, ModelLoadError):
+            # The model went away mid-class (an inference server down after the retries): the
+            # worker says so, and the teacher reads why.
+            _db_step(
+                worker_state_set,
+                hostname=hostname,
+                state=WorkerState.State.FAILED,
+                backend=backend,
+                detail=str(exc),
+            )
         _db_step(
             job_fail,
             job.pk,
-            message=GENERATION_FAILED_MESSAGE,
+            message=getattr(exc, "user_message", GENERATION_FAILED_MESSAGE),
             detail=f"{type(exc).__name__}: {exc}",
         )
         return

@@ -29,7 +29,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, fail: bool, **options) -> None:
         availability = check_configured_model()
-        if availability.available:
+        if settings.APPRECIATION_BACKEND == OPENAI_BACKEND:
+            self._report_servers(availability)
+        elif availability.available:
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Modèle : présent ({settings.APPRECIATION_BASE_MODEL} +"
@@ -49,6 +51,32 @@ class Command(BaseCommand):
         self._report_grammar()
         if fail and not availability.available:
             raise SystemExit(1)
+
+    def _report_servers(self, availability: ModelAvailability) -> None:
+        """The inference-server backend: its servers asked (GET /models), nothing to install
+        on this machine."""
+        servers = ", ".join(settings.APPRECIATION_INFERENCE_SERVERS) or "aucun"
+        model = settings.APPRECIATION_INFERENCE_MODEL
+        if availability.available:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Serveur d'inférence : joignable ({servers}), il sert {model} ; vérifié en"
+                    f" {availability.seconds * 1000:.0f} ms."
+                )
+            )
+            return
+        self.stdout.write(
+            self.style.WARNING(
+                f"Serveur d'inférence : INDISPONIBLE ({servers}). Le serveur de calcul ne pourra"
+                " pas rédiger d'appréciations."
+            )
+        )
+        for reason in availability.missing:
+            self.stdout.write(f"  - {reason}")
+        self.stdout.write(
+            "Démarrez le serveur d'inférence (README, « Serveur d'inférence compatible OpenAI »)"
+            " ou corrigez APPRECIATION_INFERENCE_SERVERS et APPRECIATION_INFERENCE_MODEL."
+        )
 
     def _report_grammar(self) -> None:
         """Grammalecte is loaded here (under a second): this process checks texts as the
@@ -92,3 +120,4 @@ def check_configured_model() -> ModelAvailability:
 
 
 TRANSFORMERS_BACKEND = "worker.backends.transformers.TransformersBackend"
+OPENAI_BACKEND = "worker.backends.openai.OpenAICompatibleBackend"
