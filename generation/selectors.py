@@ -106,7 +106,8 @@ def job_progress(*, job: GenerationJob) -> dict[str, int | float]:
     share = 0.0
     if job.status == GenerationJob.Status.RUNNING and job.progress_steps:
         share = min(job.progress_step, job.progress_steps) / job.progress_steps
-    counts["value"] = round(counts["done"] + counts["running"] * share, 2)
+    value = round(counts["done"] + counts["running"] * share, 2)
+    counts["value"] = int(value) if value.is_integer() else value
     return counts
 
 

@@ -66,15 +66,25 @@ class GenerationResult:
     new_tokens: int = 0
 
 
+PHASE_PREFILL = "prefill"
+PHASE_DECODE = "decode"
+
+
 @dataclass(frozen=True)
 class GenerationProgress:
-    """Where one generate() call stands: `step` of at most `steps` decoding steps of the
-    batch running now, `finished` of `rows` results of the call handed out so far."""
+    """Where one generate() call stands: `step` of at most `steps` units of work of the batch
+    running now, `finished` of `rows` results of the call handed out so far.
+
+    A unit is a decoding step (phase "decode"), or, where a backend reads a large batch's
+    prompts a few rows at a time, one such chunk before them (phase "prefill"): steps is
+    then the chunks plus the decoding steps.
+    """
 
     step: int
     steps: int
     finished: int
     rows: int
+    phase: str = PHASE_DECODE
 
 
 # Called as each result is ready, and as generation advances (see BaseBackend.generate).

@@ -867,3 +867,61 @@ def test_quantization_follows_the_setting(tiny_model, settings):
     settings.APPRECIATION_QUANTIZE = ""
     backend = TransformersBackend(base_model=str(tiny_model[0]), adapter=str(tiny_model[1]))
     assert backend.quantize == ""
+
+
+# --- a large batch's prompts read a few rows at a time (CPU) ---
+
+
+@pytest.mark.parametrize("prefix_cache", [True, False])
+def test_chunked_prefill_gives_the_same_scores_as_one_pass(tiny_model, prefix_cache):
+    backend = make_backend(tiny_model, dtype="float32", prefix_cache=prefix_cache)
+    backend.load()
+    requests = one_subject_requests(11)
+    rows = [prompt_ids(backend, request) for request in requests]
+    prefix = backend._shared_prefix(rows) if prefix_cache else ()
+    input_ids, attention_mask = backend._pad(rows, prefix_length=len(prefix))
+
+    def prefix_cache_or_none():
+        return backend._prefix_cache_for_batch(prefix, batch=len(rows)) if prefix else None
+
+    def greedy(cache):
+        return backend.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            do_sample=False,
+            max_new_tokens=3,
+            min_new_tokens=3,
+            return_dict_in_generate=True,
+            output_logits=True,
+            pad_token_id=backend.tokenizer.pad_token_id,
+            **({} if cache is None else {"cache": cache}),
+        )
+
+    chunks = []
+    with torch.inference_mode():
+        whole = greedy(prefix_cache_or_none())
+        cache = backend._prefill_in_chunks(
+            input_ids,
+            attention_mask,
+            cache=prefix_cache_or_none(),
+            start=len(prefix),
+            on_chunk=chunks.append,
+        )
+        assert chunks == [1, 2]  # 11 rows, 8 at a time
+        assert cache.get_seq_length() == input_ids.shape[1] - 1  # all but the last token
+        chunked = greedy(cache)
+    for step in range(3):
+        assert torch.allclose(chunked.logits[step], whole.logits[step], atol=1e-4), step
+    assert torch.equal(chunked.sequences, whole.sequences)
+
+
+def test_a_large_batch_on_cpu_reports_its_prefill_chunks_then_its_steps(tiny_model):
+    backend = make_backend(tiny_model, batch_size=0, max_new_tokens=4)
+    steps = []
+    backend.generate(varied_requests(10), seed=1, on_progress=steps.append)
+    assert [(p.phase, p.step) for p in steps[:2]] == [("prefill", 1), ("prefill", 2)]
+    decode = steps[2:]
+    assert [p.phase for p in decode] == ["decode"] * len(decode)
+    assert [p.step for p in decode] == list(range(3, 3 + len(decode)))
+    assert 1 <= len(decode) <= 4
+    assert {p.steps for p in steps} == {2 + 4}

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from generation.backends import (
+    PHASE_DECODE,
     STATUS_FAILED,
     STATUS_LOADING,
     STATUS_READY,
@@ -56,6 +57,9 @@ FREE_MEMORY_SHARE = 0.8
 # A CPU server's memory is shared with the rest of the machine (the web app, other workers):
 # a batch takes at most this share of what is available.
 CPU_FREE_MEMORY_SHARE = 0.5
+# On a CPU a large batch reads its prompts this many rows at a time (a class of 35 takes tens
+# of seconds), so that progress moves during the prefill too; a GPU reads them at once.
+PREFILL_CHUNK_ROWS = 8
 # A shared prefix shorter than this is not worth a separate forward pass.
 PREFIX_CACHE_MIN_TOKENS = 16
 # The system prompt varies by subject only: a few entries cover a worker's recent jobs.
@@ -258,11 +262,15 @@ class TransformersBackend(BaseBackend):
                 if on_result is not None:
                     on_result(result)
 
-            def progress(step: int, steps: int) -> None:
+            def progress(step: int, steps: int, phase: str) -> None:
                 if on_progress is not None:
                     on_progress(
                         GenerationProgress(
-                            step=step, steps=steps, finished=len(outputs), rows=len(requests)
+                            step=step,
+                            steps=steps,
+                            finished=len(outputs),
+                            rows=len(requests),
+                            phase=phase,
                         )
                     )
 
@@ -332,13 +340,13 @@ class TransformersBackend(BaseBackend):
         rows: list[list[int]],
         *,
         on_row: Callable[..., None] | None = None,
-        on_step: Callable[[int, int], None] | None = None,
+        on_step: Callable[[int, int, str], None] | None = None,
     ) -> None:
         """One padded batch of tokenized prompts through model.generate.
 
         on_row(row, text, prompt tokens, new tokens) is called once per row: at the step the
-        row writes its end of turn, or when the batch ends. on_step(step, steps) after every
-        decoding step.
+        row writes its end of turn, or when the batch ends. on_step(step, steps, phase) after
+        every chunk of prompts read (a large batch on a CPU) and every decoding step.
         """
         from transformers import StoppingCriteriaList
 
@@ -347,11 +355,25 @@ class TransformersBackend(BaseBackend):
         cache_kwargs = {}
         if prefix:
             cache_kwargs["cache"] = self._prefix_cache_for_batch(prefix, batch=len(rows))
+        chunks = 0
+        if self.device is not None and self.device.type == "cpu":
+            chunks = -(-len(rows) // PREFILL_CHUNK_ROWS) if len(rows) > PREFILL_CHUNK_ROWS else 0
+        if chunks:
+            cache_kwargs["cache"] = self._prefill_in_chunks(
+                input_ids,
+                attention_mask,
+                cache=cache_kwargs.get("cache"),
+                start=len(prefix),
+                on_chunk=None
+                if on_step is None
+                else lambda chunk: on_step(chunk, chunks + self.max_new_tokens, "prefill"),
+            )
         stop_ids = set(_as_list(self.model.generation_config.eos_token_id))
         stop_ids.add(self.tokenizer.pad_token_id)
         watcher = _RowWatcher(
             prompt_width=input_ids.shape[1],
             steps=self.max_new_tokens,
+            offset=chunks,
             stop_ids=stop_ids,
             finish=lambda row, tokens: self._hand_out(rows, row, tokens, stop_ids, on_row),
             on_step=on_step,
@@ -378,6 +400,57 @@ class TransformersBackend(BaseBackend):
             if row not in watcher.finished:
                 watcher.finished.add(row)
                 self._hand_out(rows, row, new_tokens[row].tolist(), stop_ids, on_row)
+
+    def _prefill_in_chunks(
+        self,
+        input_ids: Any,
+        attention_mask: Any,
+        *,
+        cache: Any,
+        start: int,
+        on_chunk: Callable[[int], None] | None,
+    ) -> Any:
+        """Read every prompt but its last token, PREFILL_CHUNK_ROWS rows at a time; returns
+        the batch's cache. generate() then reads the last tokens itself (its first step).
+
+        The same computation as generate()'s own prefill: positions counted on the attention
+        mask, the shared prefix's cached keys and values (from `cache`) before each row.
+        """
+        from transformers import DynamicCache
+
+        batch, width = input_ids.shape
+        end = width - 1
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        parts: list[list[tuple[Any, Any]]] = []
+        with torch.inference_mode():
+            for number, first in enumerate(range(0, batch, PREFILL_CHUNK_ROWS), start=1):
+                rows = slice(first, first + PREFILL_CHUNK_ROWS)
+                chunk_cache = (
+                    DynamicCache([(keys[rows], values[rows]) for keys, values, *_ in cache])
+                    if cache is not None
+                    else DynamicCache()
+                )
+                if end > start:
+                    self.model(
+                        input_ids=input_ids[rows, start:end],
+                        attention_mask=attention_mask[rows, :end],
+                        position_ids=positions[rows, start:end],
+                        cache=chunk_cache,
+                        use_cache=True,
+                        logits_to_keep=1,
+                    )
+                parts.append([(keys, values) for keys, values, *_ in chunk_cache])
+                if on_chunk is not None:
+                    on_chunk(number)
+            return DynamicCache(
+                [
+                    (
+                        torch.cat([part[layer][0] for part in parts]),
+                        torch.cat([part[layer][1] for part in parts]),
+                    )
+                    for layer in range(len(parts[0]))
+                ]
+            )
 
     def _hand_out(self, rows, row, tokens, stop_ids, on_row) -> None:
         if on_row is None:
@@ -542,19 +615,22 @@ def available_memory_bytes() -> int:
 class _RowWatcher:
     """A stopping criterion that stops nothing: called by generate() after every decoding
     step, it hands out each row at the step it writes a stop token (its text is final:
-    generate() only pads it from then on) and reports the step."""
+    generate() only pads it from then on) and reports the step (after `offset` units of
+    prefill)."""
 
     def __init__(
         self,
         *,
         prompt_width: int,
         steps: int,
+        offset: int,
         stop_ids: set[int],
         finish: Callable[[int, list[int]], None],
-        on_step: Callable[[int, int], None] | None,
+        on_step: Callable[[int, int, str], None] | None,
     ) -> None:
         self.prompt_width = prompt_width
         self.steps = steps
+        self.offset = offset
         self.stop_ids = torch.tensor(sorted(stop_ids))
         self.finish = finish
         self.on_step = on_step
@@ -571,7 +647,7 @@ class _RowWatcher:
                 self.finished.add(row)
                 self.finish(row, tokens.tolist())
         if self.on_step is not None:
-            self.on_step(step, self.steps)
+            self.on_step(self.offset + step, self.offset + self.steps, PHASE_DECODE)
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
