@@ -424,6 +424,50 @@ def machine(device: torch.device) -> dict:
     return info
 
 
+def save_report(args, argv, device, model_name, ways, prompt_tokens, gflops) -> dict:
+    """The report so far, written to --out: after each way, so a run cut short keeps what it
+    measured."""
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+        "machine": machine(device),
+        "model": model_name,
+        "students": args.students,
+        "subject": args.subject,
+        "trimester": args.trimester,
+        "new_tokens": args.new_tokens,
+        "prompt_tokens": {
+            "min": min(prompt_tokens),
+            "mean": round(statistics.mean(prompt_tokens), 1),
+            "max": max(prompt_tokens),
+        }
+        if prompt_tokens
+        else None,
+        "ways": ways,
+    }
+    if gflops is not None:
+        report["linear_gflops"] = {
+            "layer": "3072 -> 8192 (Llama-3.2-3B gate_proj/up_proj), best of 5",
+            **gflops,
+        }
+    if "ours" in ways and "ours-batch8" in ways:
+        report["one_batch_vs_batches_of_8"] = (
+            ways["ours"]["students_per_second"] / ways["ours-batch8"]["students_per_second"]
+        )
+    if "card" in ways:
+        card_speed = ways["card"]["students_per_second"]
+        report["ratios"] = {
+            name: way["students_per_second"] / card_speed
+            for name, way in ways.items()
+            if name != "card"
+        }
+        if "ours" in ways:
+            report["ratio"] = report["ratios"]["ours"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return report
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=8)
@@ -477,6 +521,11 @@ def main(argv: list[str] | None = None) -> dict:
             base, adapter = build_random_3b(args.model_dir)
             model_name = "Llama-3.2-3B shape, random weights, random LoRA r=16"
         ways = {}
+        prompt_tokens: list[int] = []
+        gflops = None
+        if args.matmul:
+            print("The machine's own linear-layer GFLOPS…", flush=True)
+            gflops = linear_gflops()
         if "card" in chosen:
             print(f"Card's way: {args.students} students one at a time…", flush=True)
             ways["card"], prompt_tokens = run_card_way(
@@ -484,6 +533,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
             ways["card"]["students"] = len(prompt_tokens)
             print(f"  {ways['card']['generate_seconds']:.1f} s", flush=True)
+            save_report(args, argv, device, model_name, ways, prompt_tokens, gflops)
         reference_scores = None
         for name in WAYS[1:]:
             if name in chosen:
@@ -504,47 +554,9 @@ def main(argv: list[str] | None = None) -> dict:
                 if name == "ours":
                     reference_scores = scores
                 print(f"  {ways[name]['generate_seconds']:.1f} s", flush=True)
-        gflops = None
-        if args.matmul:
-            print("The machine's own linear-layer GFLOPS…", flush=True)
-            gflops = linear_gflops()
+                save_report(args, argv, device, model_name, ways, prompt_tokens, gflops)
 
-    report = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
-        "machine": machine(device),
-        "model": model_name,
-        "students": args.students,
-        "subject": args.subject,
-        "trimester": args.trimester,
-        "new_tokens": args.new_tokens,
-        "prompt_tokens": {
-            "min": min(prompt_tokens),
-            "mean": round(statistics.mean(prompt_tokens), 1),
-            "max": max(prompt_tokens),
-        },
-        "ways": ways,
-    }
-    if gflops is not None:
-        report["linear_gflops"] = {
-            "layer": "3072 -> 8192 (Llama-3.2-3B gate_proj/up_proj), best of 5",
-            **gflops,
-        }
-    if "ours" in ways and "ours-batch8" in ways:
-        report["one_batch_vs_batches_of_8"] = (
-            ways["ours"]["students_per_second"] / ways["ours-batch8"]["students_per_second"]
-        )
-    if "card" in ways:
-        card_speed = ways["card"]["students_per_second"]
-        report["ratios"] = {
-            name: way["students_per_second"] / card_speed
-            for name, way in ways.items()
-            if name != "card"
-        }
-        if "ours" in ways:
-            report["ratio"] = report["ratios"]["ours"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    report = save_report(args, argv, device, model_name, ways, prompt_tokens, gflops)
     for name, way in ways.items():
         print(
             f"{LABELS[name] + ':':34}{way['students_per_second']:.4f} students/s"
