@@ -182,6 +182,9 @@ class TransformersBackend(BaseBackend):
         if self.quantize:
             replaced = quantize_model(model, self.quantize)
             logger.info("Quantized %d linear layers to %s", replaced, self.quantize)
+            # The float32 weights are freed but glibc keeps their pages: give them back, or
+            # MemAvailable (and the automatic CPU batch) stays 10 GB lower.
+            _release_freed_memory()
         model.get_output_embeddings().register_forward_pre_hook(_contiguous_input)
         self.model = model
 
@@ -596,6 +599,17 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # private helpers: absent in some builds
         return False
+
+
+def _release_freed_memory() -> None:
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    # Not glibc: nothing to give back this way.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def available_memory_bytes() -> int:
