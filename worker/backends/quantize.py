@@ -8,8 +8,8 @@ model: the rest (embeddings, norms, attention) runs in float32. What it changes 
 is measured in bench/README.md ("int8 weights").
 
 The other way measured, weight-only int8 (aten._weight_int8pack_mm: int8 weights, bf16
-activations), was about 4x slower than bf16 from 8 rows up on this project's EPYC:
-bench/machine.py runs both next to bf16.
+activations), was 1.2 to 2.9x slower than bf16 from 8 rows up on this project's EPYC, 5 to 6x
+slower than dynamic int8: bench/machine.py runs all three.
 """
 
 from __future__ import annotations
