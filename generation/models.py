@@ -122,6 +122,11 @@ class GenerationJob(models.Model):
     # counts the times it did so while no worker showed life, and is bounded.
     sent_at = models.DateTimeField("envoyée le", null=True, blank=True)
     resends = models.PositiveSmallIntegerField("renvois", default=0)
+    # The batch on the worker: decoding step `progress_step` of at most `progress_steps`
+    # (the longest draft's tokens). A class is drafted in one batch: the bar moves with the
+    # steps between two drafts, not only when a draft arrives.
+    progress_step = models.PositiveIntegerField("étape de rédaction", default=0)
+    progress_steps = models.PositiveIntegerField("étapes de rédaction", default=0)
     created_at = models.DateTimeField("créée le", auto_now_add=True)
     started_at = models.DateTimeField("commencée le", null=True, blank=True)
     finished_at = models.DateTimeField("terminée le", null=True, blank=True)

@@ -95,12 +95,21 @@ def active_job(*, assignment: TeachingAssignment, term: Term) -> GenerationJob |
     ).first()
 
 
-def job_progress(*, job: GenerationJob) -> dict[str, int]:
+def job_progress(*, job: GenerationJob) -> dict[str, int | float]:
+    """Drafts written (done: generated or failed) of the total, and `value` for the bar: the
+    drafts written plus the share of the batch on the worker decoded so far (a class is one
+    batch, so the bar moves between two drafts)."""
     counts = job.drafts.aggregate(
         total=Count("pk"),
-        done=Count("pk", filter=~Q(status=Draft.Status.PENDING)),
+        done=Count("pk", filter=Q(status__in=[Draft.Status.GENERATED, Draft.Status.FAILED])),
         generated=Count("pk", filter=Q(status=Draft.Status.GENERATED)),
+        running=Count("pk", filter=Q(status=Draft.Status.RUNNING)),
     )
+    share = 0.0
+    if job.status == GenerationJob.Status.RUNNING and job.progress_steps:
+        share = min(job.progress_step, job.progress_steps) / job.progress_steps
+    value = round(counts["done"] + counts["running"] * share, 2)
+    counts["value"] = int(value) if value.is_integer() else value
     return counts
 
 

@@ -231,7 +231,7 @@ class SteadyBackend(BaseBackend):
     def model_info(self):
         return {"base_model": "steady", "adapter": "", "test_model": True}
 
-    def generate(self, requests, *, seed=None):
+    def generate(self, requests, *, seed=None, on_result=None, on_progress=None):
         return [GenerationResult(key=request.key, text=GOOD_TEXT) for request in requests]
 
 

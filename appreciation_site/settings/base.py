@@ -288,7 +288,8 @@ APPRECIATION_MIN_P = env.float("APPRECIATION_MIN_P", default=0.1)
 APPRECIATION_TOP_K = env.int("APPRECIATION_TOP_K", default=0)
 APPRECIATION_TOP_P = env.float("APPRECIATION_TOP_P", default=1.0)
 APPRECIATION_SEED = env.int("APPRECIATION_SEED", default=None)
-# 0 = automatic (from free GPU memory; a fixed size on CPU).
+# 0 = automatic: the whole class in one batch, as far as free memory allows (the GPU's, or
+# the CPU server's available RAM). Progress moves per draft and per decoding step anyway.
 APPRECIATION_BATCH_SIZE = env.int("APPRECIATION_BATCH_SIZE", default=0)
 APPRECIATION_MAX_ATTEMPTS = env.int("APPRECIATION_MAX_ATTEMPTS", default=3)
 # The folder holding the `grammalecte` package (Debian's python3-grammalecte installs it
@@ -322,6 +323,11 @@ APPRECIATION_INFERENCE_RETRIES = env.int("APPRECIATION_INFERENCE_RETRIES", defau
 APPRECIATION_INFERENCE_BACKOFF = env.float("APPRECIATION_INFERENCE_BACKOFF", default=1.0)
 # - requests in flight at once: a class goes out together and the server batches it.
 APPRECIATION_INFERENCE_CONCURRENCY = env.int("APPRECIATION_INFERENCE_CONCURRENCY", default=64)
+# CPU only: "int8" multiplies int8 weights (and int8 activations, quantized per call: torch's
+# dynamic quantization) instead of bf16/float32 ones. Faster prefill and large batches on CPUs
+# with VNNI; the texts are not the same as in bf16: another rounding of every weight changes
+# the sampled tokens (bench/README.md, "int8 weights", measures by how much). "" = off.
+APPRECIATION_QUANTIZE = env("APPRECIATION_QUANTIZE", default="")
 # Faults heal by themselves (README, "Faults heal by themselves"):
 # - a worker's claim on a batch of drafts (a lease) lasts APPRECIATION_LEASE_SECONDS and is
 #   renewed every quarter of it while the worker lives, however long the batch takes; a dead

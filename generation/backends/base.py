@@ -9,7 +9,7 @@ get_backend() is called, in the worker process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,32 @@ class GenerationResult:
     new_tokens: int = 0
 
 
+PHASE_PREFILL = "prefill"
+PHASE_DECODE = "decode"
+
+
+@dataclass(frozen=True)
+class GenerationProgress:
+    """Where one generate() call stands: `step` of at most `steps` units of work of the batch
+    running now, `finished` of `rows` results of the call handed out so far.
+
+    A unit is a decoding step (phase "decode"), or, where a backend reads a large batch's
+    prompts a few rows at a time, one such chunk before them (phase "prefill"): steps is
+    then the chunks plus the decoding steps.
+    """
+
+    step: int
+    steps: int
+    finished: int
+    rows: int
+    phase: str = PHASE_DECODE
+
+
+# Called as each result is ready, and as generation advances (see BaseBackend.generate).
+ResultCallback = Callable[[GenerationResult], None]
+ProgressCallback = Callable[[GenerationProgress], None]
+
+
 class ModelLoadError(Exception):
     """The model could not be loaded. str() is the English reason, for logs;
     user_message is the French sentence a teacher sees."""
@@ -109,9 +135,15 @@ class BaseBackend:
         A backend with nothing to load from disk is always available."""
         return ModelAvailability(available=True)
 
-    def batch_size(self, *, prompt_tokens: int) -> int:
+    def batch_size(self, *, prompt_tokens: int, rows: int | None = None) -> int:
         """How many prompts of about `prompt_tokens` tokens one generate() call takes (the
-        runner claims batches of this size unless APPRECIATION_BATCH_SIZE is set)."""
+        runner claims batches of this size unless APPRECIATION_BATCH_SIZE is set).
+
+        rows: how many prompts the caller has (the class's drafts still to write), when
+        known. A backend whose cost per student falls with the batch (a CPU, a GPU) answers
+        up to `rows`, as memory allows: one pass for the whole class. Progress no longer
+        depends on the batch: generate() reports each result as it is ready.
+        """
         return DEFAULT_BATCH_SIZE
 
     def release(self) -> None:
@@ -123,9 +155,24 @@ class BaseBackend:
         raise NotImplementedError
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, seed: int | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        seed: int | None = None,
+        on_result: ResultCallback | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> list[GenerationResult]:
-        """A batch in, a batch out: one result per request, in the same order."""
+        """A batch in, a batch out: one result per request, in the same order.
+
+        on_result, when given, is called once per request with its result as soon as that
+        text is final, possibly long before generate() returns (a row that ended early in a
+        batch still decoding), in any order, on the calling thread; generate() still
+        returns every result. on_progress is called as generation advances (every
+        decoding step for a backend that decodes step by step, at least once per result
+        otherwise), so a caller can show progress and renew its leases; a backend must call
+        it at least every few seconds. An exception raised by either callback stops the
+        generation and goes up to the caller (a cancelled job stops its batch this way).
+        """
         raise NotImplementedError
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .base import STATUS_READY, BaseBackend, GenerationRequest, GenerationResult
+from .base import (
+    STATUS_READY,
+    BaseBackend,
+    GenerationProgress,
+    GenerationRequest,
+    GenerationResult,
+    ProgressCallback,
+    ResultCallback,
+)
 
 # Sentences that pass every check (French, impersonal, no grade, 1-40 words), so that a draft
 # written by the local backend is a plausible one. A sequence number keeps every draft distinct.
@@ -42,15 +50,30 @@ class LocmemBackend(BaseBackend):
         }
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, seed: int | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        seed: int | None = None,
+        on_result: ResultCallback | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> list[GenerationResult]:
         self._status = STATUS_READY
         results = []
-        for request in requests:
+        for index, request in enumerate(requests):
             n = len(self.sent)
             sentence = _LOCMEM_SENTENCES[n % len(_LOCMEM_SENTENCES)]
             ordinal = self._ORDINALS[(n // len(_LOCMEM_SENTENCES)) % len(self._ORDINALS)]
             text = f"{sentence[:-1]}, {ordinal} conseil."
             self.sent.append((request.key, text))
-            results.append(GenerationResult(key=request.key, text=text))
+            result = GenerationResult(key=request.key, text=text)
+            results.append(result)
+            # One result per step, handed out as it comes, like a model's rows finishing.
+            if on_progress is not None:
+                on_progress(
+                    GenerationProgress(
+                        step=index + 1, steps=len(requests), finished=index, rows=len(requests)
+                    )
+                )
+            if on_result is not None:
+                on_result(result)
         return results

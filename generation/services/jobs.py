@@ -182,6 +182,7 @@ def job_retry(*, job: GenerationJob, user: Teacher) -> GenerationJob:
     job.status = GenerationJob.Status.QUEUED
     job.error_message = job.error_detail = ""
     job.deliveries = job.tasks_sent = job.resends = 0
+    job.progress_step = job.progress_steps = 0
     job.finished_at = None
     job.save()
     _enqueue(job, draft_count=pending or 1)

@@ -23,10 +23,11 @@ from .. import queue, selectors
 from ..backends import (
     STATUS_READY,
     BaseBackend,
+    GenerationProgress,
     ModelAvailability,
     ModelLoadError,
 )
-from ..drafting import DraftItem, draft_with_checks
+from ..drafting import DraftItem, DraftOutcome, draft_with_checks
 from ..models import (
     Draft,
     GenerationJob,
@@ -43,8 +44,6 @@ from .versions import (
 
 logger = logging.getLogger(__name__)
 
-logger = logging.getLogger(__name__)
-
 # Deliveries beyond the tasks sent (workers killed again and again) fail the job instead of
 # looping; a draft claimed this many times fails alone. The teacher gets "Réessayer".
 MAX_REDELIVERIES = 3
@@ -52,6 +51,9 @@ MAX_CLAIMS = 3
 # The periodic recovery sends a stalled job again; the resends made while no worker showed
 # any life are counted (a written draft resets the count), and beyond this the job fails.
 MAX_RESENDS = 5
+# A batch's decoding step is written at most this often (a GPU decodes a step in ~20 ms; the
+# page polls every 2 s).
+PROGRESS_INTERVAL_SECONDS = 1.0
 # A lost or broken database connection: reconnect and retry the step (see _db_step).
 DB_ERRORS = (OperationalError, InterfaceError)
 GENERATION_FAILED_MESSAGE = (
@@ -256,8 +258,9 @@ def storable(text: str) -> str:
     return text.translate(_CONTROL_CHARACTERS)
 
 
-def _write_outcomes(*, job_id: int, outcomes, info: dict) -> int:
-    """Store a batch's drafts, unless the job stopped meanwhile; returns how many were written."""
+def _write_outcomes(*, job_id: int, outcomes, info: dict, hostname: str = "") -> int:
+    """Store drafts (one as it arrives, or a batch), unless the job stopped meanwhile;
+    returns how many were written."""
     now = timezone.now()
     with transaction.atomic():
         # The job's row lock orders this write after a cancel (job_cancel takes it too).
@@ -290,7 +293,49 @@ def _write_outcomes(*, job_id: int, outcomes, info: dict) -> int:
         if written:
             # Progress: the recovery's count of fruitless resends starts again.
             GenerationJob.objects.filter(pk=job_id).update(heartbeat_at=now, resends=0)
+            if hostname:
+                # The drafts of this worker's batch still generating are claimed again now,
+                # in this transaction: the page's window (drafts_settled_until) stops at the
+                # oldest running claim, so it moves past this write only once it commits,
+                # and the drafts written one by one show up as they come.
+                Draft.objects.filter(
+                    job_id=job_id, status=Draft.Status.RUNNING, claimed_by=hostname
+                ).update(claimed_at=now)
     return len(written)
+
+
+class _JobStopped(Exception):
+    """The job stopped (cancelled, failed by the recovery) while its batch was generating."""
+
+
+def _record_progress(*, job_id: int, current: int, total: int) -> bool:
+    """Note the batch's decoding step; False when the job is no longer running."""
+    return bool(
+        GenerationJob.objects.filter(pk=job_id, status=GenerationJob.Status.RUNNING).update(
+            progress_step=current, progress_steps=total, heartbeat_at=timezone.now()
+        )
+    )
+
+
+class _ProgressRecorder:
+    """The backend's on_progress: writes the decoding step at most every
+    PROGRESS_INTERVAL_SECONDS, and stops the generation when the job stopped (a cancel takes
+    effect within about a second, not at the end of the class)."""
+
+    def __init__(self, *, job_id: int) -> None:
+        self.job_id = job_id
+        self._last = float("-inf")
+
+    def __call__(self, progress: GenerationProgress) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_INTERVAL_SECONDS:
+            return
+        self._last = now
+        running = _db_step(
+            _record_progress, job_id=self.job_id, current=progress.step, total=progress.steps
+        )
+        if not running:
+            raise _JobStopped(f"Job {self.job_id} stopped during its batch")
 
 
 def _db_step(step: Callable, *args, **kwargs):
@@ -449,7 +494,9 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
     max_chars = assignment.school_class.school.appreciation_max_chars
     typographic_spaces = assignment.school_class.school.typographic_spaces
     info = {**backend.model_info(), "model_version_id": version.pk}
-    size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(backend)
+    size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(
+        backend, rows=_db_step(_job_remaining, job.pk)
+    )
     batch_index = 0
     try:
         while True:
@@ -461,6 +508,20 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
             if not batch:
                 break
             seed = None if job.seed is None else job.seed + batch[0].pk * 1000
+            written: set[str] = set()
+
+            def write_one(outcome: DraftOutcome, written=written) -> None:
+                # Each draft as soon as it is final: the page shows it while the others
+                # of the batch (the whole class, on a CPU) are still being written.
+                _db_step(
+                    _write_outcomes,
+                    job_id=job.pk,
+                    outcomes=[outcome],
+                    info=info,
+                    hostname=hostname,
+                )
+                written.add(outcome.key)
+
             outcomes = draft_with_checks(
                 backend=backend,
                 items=[
@@ -476,9 +537,17 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
                 ],
                 max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,
                 seed=seed,
+                on_outcome=write_one,
+                on_progress=_ProgressRecorder(job_id=job.pk),
             )
-            _db_step(_write_outcomes, job_id=job.pk, outcomes=outcomes, info=info)
+            # Idempotent: what was written as it came is not written twice.
+            rest = [outcome for outcome in outcomes if outcome.key not in written]
+            if rest:
+                _db_step(_write_outcomes, job_id=job.pk, outcomes=rest, info=info)
             batch_index += 1
+    except _JobStopped:
+        logger.info("Job %s stopped during a batch: the rest of it is not generated", job.pk)
+        return
     except DB_ERRORS:
         raise  # not the job's fault: job_run leaves it to the recovery
     except Exception as exc:
@@ -515,9 +584,16 @@ def _job_word_lists(assignment: TeachingAssignment) -> tuple[list[str], list[str
     )
 
 
-def _backend_batch_size(backend: BaseBackend) -> int:
+def _job_remaining(job_id: int) -> int:
+    """The job's drafts not yet written: the class size the backend sizes its batch for."""
+    return Draft.objects.filter(
+        job_id=job_id, status__in=[Draft.Status.PENDING, Draft.Status.RUNNING]
+    ).count()
+
+
+def _backend_batch_size(backend: BaseBackend, *, rows: int | None = None) -> int:
     # A typical prompt is about 250 tokens (system + user, Llama 3 template).
-    return max(1, int(backend.batch_size(prompt_tokens=300)))
+    return max(1, int(backend.batch_size(prompt_tokens=300, rows=rows or None)))
 
 
 def jobs_recover_stalled() -> int:

@@ -9,6 +9,6 @@ from generation.backends import LocmemBackend
 
 
 class SlowLocmemBackend(LocmemBackend):
-    def generate(self, requests, *, seed=None):
+    def generate(self, requests, *, seed=None, **callbacks):
         time.sleep(float(os.environ.get("APPRECIATION_TEST_BATCH_SECONDS", "0.5")))
-        return super().generate(requests, seed=seed)
+        return super().generate(requests, seed=seed, **callbacks)

@@ -30,7 +30,8 @@ class ScriptedBackend(BaseBackend):
     def model_info(self):
         return {"test_model": True}
 
-    def generate(self, requests, *, seed=None):
+    def generate(self, requests, *, seed=None, on_result=None, on_progress=None):
+        # Hands nothing out as it comes: draft_with_checks takes the results at the end.
         self.calls.append(([request.key for request in requests], seed))
         results = [
             GenerationResult(key=request.key, text=self.scripts[request.key].pop(0))

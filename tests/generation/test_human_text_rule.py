@@ -183,9 +183,9 @@ def test_no_draft_is_written_after_the_job_says_cancelled(world):
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
 
     class CancelledMidBatch(LocmemBackend):
-        def generate(self, requests, *, seed=None):
+        def generate(self, requests, *, seed=None, **callbacks):
             services.job_cancel(job=job, user=world.teacher)  # the teacher clicks now
-            return super().generate(requests, seed=seed)
+            return super().generate(requests, seed=seed, **callbacks)
 
     services.job_run(job_id=job.pk, hostname="w1", backend=CancelledMidBatch())
     job.refresh_from_db()

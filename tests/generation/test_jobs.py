@@ -541,3 +541,143 @@ def test_worker_killed_between_two_batches_resends_its_job(world, tiny_model_set
 def test_control_characters_of_a_model_output_are_not_stored():
     # Random weights produce any byte; PostgreSQL refuses NUL in a text column.
     assert services.storable("Bon\x00 tri\x1bmestre.\nSuite\t!") == "Bon trimestre.\nSuite\t!"
+
+
+# --- a class in one batch, each draft written as it arrives ---
+
+
+def count_claims(monkeypatch) -> list[int]:
+    """The size of every claim the runner makes."""
+    sizes = []
+    real_claim = runner._claim_batch
+
+    def claim(*, job, hostname, size):
+        sizes.append(size)
+        return real_claim(job=job, hostname=hostname, size=size)
+
+    monkeypatch.setattr(runner, "_claim_batch", claim)
+    return sizes
+
+
+def test_on_a_cpu_a_class_is_one_batch_and_each_draft_is_written_as_it_arrives(
+    world, tiny_model_settings, monkeypatch
+):
+    from generation.backends import get_backend
+
+    tiny_model_settings.APPRECIATION_BATCH_SIZE = 0  # automatic: the whole class
+    tiny_model_settings.APPRECIATION_MAX_ATTEMPTS = 1  # every text is final as it comes
+    for index in range(3):
+        StudentFactory(school_class=world.school_class, last_name=f"Plus{index}")
+    students = make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    sizes = count_claims(monkeypatch)
+    backend = get_backend()
+    real_generate = backend.generate
+    calls, seen = [], []
+
+    def watching(requests, *, seed=None, on_result=None, on_progress=None):
+        calls.append(len(requests))
+
+        def result_then_look(result):
+            on_result(result)
+            # Inside generate(): the draft is already stored, and its appreciation offered.
+            draft = Draft.objects.get(pk=int(result.key))
+            seen.append((draft.status, draft.text != "", GenerationJob.objects.get(pk=job.pk)))
+
+        return real_generate(
+            requests, seed=seed, on_result=result_then_look, on_progress=on_progress
+        )
+
+    monkeypatch.setattr(backend, "generate", watching)
+    services.job_run(job_id=job.pk, hostname="cpu")
+    assert calls == [len(students)]  # one generate() for the class
+    assert sizes[0] == len(students)  # claimed at once (a second claim finds nothing)
+    assert [(status, has_text) for status, has_text, _ in seen] == [
+        (Draft.Status.GENERATED, True)
+    ] * len(students)
+    # The decoding step was recorded before the drafts came out.
+    assert all(0 < job_row.progress_step <= 8 for _, _, job_row in seen)
+    assert {job_row.progress_steps for _, _, job_row in seen} == {8}
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.SUCCEEDED
+
+
+def test_the_batch_size_setting_still_wins_in_the_runner(world, tiny_model_settings, monkeypatch):
+    tiny_model_settings.APPRECIATION_BATCH_SIZE = 2
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    sizes = count_claims(monkeypatch)
+    services.job_run(job_id=job.pk, hostname="cpu")
+    assert set(sizes) == {2}
+    assert job.drafts.filter(status=Draft.Status.GENERATED).count() == 3
+
+
+def test_the_runner_asks_the_backend_for_the_class_size(world, monkeypatch):
+    from generation.backends import LocmemBackend
+
+    class ClassSized(LocmemBackend):
+        def batch_size(self, *, prompt_tokens, rows=None):
+            self.asked = rows
+            return rows
+
+    for index in range(4):
+        StudentFactory(school_class=world.school_class, last_name=f"Plus{index}")
+    students = make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    sizes = count_claims(monkeypatch)
+    backend = ClassSized()
+    services.job_run(job_id=job.pk, hostname="w", backend=backend)
+    assert backend.asked == len(students) == 7
+    assert sizes[0] == 7
+
+
+def test_a_cancel_during_the_batch_stops_it_within_a_step(world, monkeypatch):
+    from generation.backends import LocmemBackend
+
+    monkeypatch.setattr(runner, "PROGRESS_INTERVAL_SECONDS", 0)
+    for index in range(4):
+        StudentFactory(school_class=world.school_class, last_name=f"Plus{index}")
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    handed_out = []
+
+    class CancelAfterTheFirst(LocmemBackend):
+        def batch_size(self, *, prompt_tokens, rows=None):
+            return rows
+
+        def generate(self, requests, *, seed=None, on_result=None, on_progress=None):
+            def result_then_cancel(result):
+                handed_out.append(result.key)
+                on_result(result)
+                if len(handed_out) == 1:
+                    services.job_cancel(job=job, user=world.teacher)  # the teacher clicks
+
+            return super().generate(
+                requests, seed=seed, on_result=result_then_cancel, on_progress=on_progress
+            )
+
+    services.job_run(job_id=job.pk, hostname="w", backend=CancelAfterTheFirst())
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.CANCELLED
+    # The first draft was written before the cancel; the next step saw it and stopped.
+    assert len(handed_out) == 1
+    assert job.drafts.filter(status=Draft.Status.GENERATED).count() == 1
+    assert job.drafts.filter(status=Draft.Status.CANCELLED).count() == 6
+
+
+def test_progress_counts_written_drafts_and_the_batchs_steps(world):
+    from generation import selectors
+
+    make_ready(world)
+    job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
+    first, *others = job.drafts.order_by("pk")
+    Draft.objects.filter(pk=first.pk).update(status=Draft.Status.GENERATED)
+    Draft.objects.filter(pk__in=[d.pk for d in others]).update(status=Draft.Status.RUNNING)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.Status.RUNNING, progress_step=45, progress_steps=90
+    )
+    job.refresh_from_db()
+    progress = selectors.job_progress(job=job)
+    # Drafts being written are not done; half of their steps moves the bar by one draft.
+    assert (progress["done"], progress["running"], progress["total"]) == (1, 2, 3)
+    assert progress["value"] == 2.0

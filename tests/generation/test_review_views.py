@@ -353,3 +353,28 @@ def test_regenerate_one_student_keeps_the_earlier_draft(world, login, tiny_model
     page = client.get(review_url(world)).content.decode()
     assert "Textes précédents (1)" in page
     assert "Premier brouillon." in page
+
+
+@pytest.mark.django_db
+def test_progress_shows_the_batchs_decoding_step_in_french(world, login, tiny_model_settings):
+    make_ready(world)
+    client = login(world.teacher)
+    client.post(reverse("generation:job_start", args=[world.assignment.pk, world.term.pk]))
+    job = GenerationJob.objects.get()
+    first, *others = job.drafts.order_by("pk")
+    Draft.objects.filter(pk=first.pk).update(status=Draft.Status.GENERATED, text=DRAFT_TEXT)
+    Draft.objects.filter(pk__in=[d.pk for d in others]).update(status=Draft.Status.RUNNING)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.Status.RUNNING, progress_step=30, progress_steps=90
+    )
+    body = client.get(reverse("generation:job_progress", args=[job.pk]), **HX).content.decode()
+    assert "Rédaction de 2 brouillons : étape 30 sur 90." in body
+    # The bar counts the written draft and a third of the two being written.
+    assert 'max="3" value="1.67"' in body
+    assert "<strong>1 / 3</strong>" in body
+    # Finished: no step line.
+    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.SUCCEEDED)
+    Draft.objects.filter(job=job).update(status=Draft.Status.GENERATED)
+    body = client.get(reverse("generation:job_progress", args=[job.pk]), **HX).content.decode()
+    assert "étape" not in body
+    assert 'max="3" value="3"' in body

@@ -351,6 +351,20 @@ def test_a_seed_gives_the_same_texts(llama_server):
     assert all(0 < r.new_tokens <= 12 and r.prompt_tokens > 200 for r in first)
 
 
+def test_each_answer_is_handed_out_as_it_arrives(llama_server):
+    """The runner writes each draft as its answer comes (BaseBackend.generate's contract)."""
+    backend = make_backend([llama_server.base_url], max_new_tokens=8)
+    requests = [GenerationRequest(key=str(i), messages=m) for i, m in enumerate(sample_messages())]
+    handed, progress = [], []
+    results = backend.generate(
+        requests, seed=5, on_result=handed.append, on_progress=progress.append
+    )
+    assert sorted(r.key for r in handed) == [r.key for r in results] == [r.key for r in requests]
+    assert {r.key: r.text for r in handed} == {r.key: r.text for r in results}
+    assert [p.finished for p in progress] == sorted(p.finished for p in progress)
+    assert progress[-1].finished == progress[-1].rows == len(requests)
+
+
 def test_a_dead_server_in_the_list_is_passed_over(llama_server):
     dead = f"http://127.0.0.1:{free_port()}/v1"
     backend = make_backend([dead, llama_server.base_url], max_new_tokens=4, retries=2)

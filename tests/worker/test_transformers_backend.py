@@ -23,12 +23,15 @@ from generation.backends import (
 )
 from generation.drafting import DraftItem, draft_with_checks
 from generation.prompts import PromptInputs, build_messages
+from worker.backends import transformers as transformers_backend
 from worker.backends.transformers import (
+    CPU_FREE_MEMORY_SHARE,
+    MAX_AUTO_BATCH_SIZE,
     TransformersBackend,
     cpu_has_native_bf16,
     kv_cache_bytes_per_token,
 )
-from worker.testing import PAD
+from worker.testing import EOT, PAD
 
 BACKEND_PATH = "worker.backends.transformers.TransformersBackend"
 
@@ -85,11 +88,11 @@ def out_of_memory_on_first_batch(backend, monkeypatch) -> list[int]:
     real_batch = backend._generate_batch
     sizes = []
 
-    def first_call_runs_out_of_memory(rows):
+    def first_call_runs_out_of_memory(rows, **callbacks):
         sizes.append(len(rows))
         if len(sizes) == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real_batch(rows)
+        return real_batch(rows, **callbacks)
 
     monkeypatch.setattr(backend, "_generate_batch", first_call_runs_out_of_memory)
     return sizes
@@ -535,10 +538,160 @@ def test_cached_prefixes_are_bounded_and_dropped_on_out_of_memory(tiny_model, mo
     assert backend.prefix_stats["computed"] == 3  # a lone prompt after the OOM: nothing cached
 
 
-def test_automatic_batch_size_on_cpu_is_eight(tiny_model):
+def test_automatic_batch_size_on_cpu_is_the_whole_class(tiny_model):
     backend = make_backend(tiny_model, batch_size=0)
     backend.load()
-    assert backend.batch_size(prompt_tokens=250) == 8
+    assert backend.batch_size(prompt_tokens=250, rows=35) == 35
+    assert backend.batch_size(prompt_tokens=250, rows=3) == 3
+    # A school's whole level at once is still capped: a huge batch gains nothing more.
+    assert backend.batch_size(prompt_tokens=250, rows=500) == MAX_AUTO_BATCH_SIZE
+    assert backend.batch_size(prompt_tokens=250) == MAX_AUTO_BATCH_SIZE
+
+
+def test_automatic_batch_size_on_cpu_is_capped_by_available_memory(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=0, max_new_tokens=50)
+    backend.load()
+    per_sequence = (250 + 50) * kv_cache_bytes_per_token(backend.model.config, backend.dtype) * 1.5
+    available = int(per_sequence * 10 / CPU_FREE_MEMORY_SHARE) + 1
+    monkeypatch.setattr(transformers_backend, "available_memory_bytes", lambda: available)
+    assert backend.batch_size(prompt_tokens=250, rows=35) == 10
+    monkeypatch.setattr(transformers_backend, "available_memory_bytes", lambda: 0)
+    assert backend.batch_size(prompt_tokens=250, rows=35) == 1  # never 0
+
+
+def test_available_memory_is_read_from_the_system():
+    assert 0 < transformers_backend.available_memory_bytes() < 2**50
+
+
+def test_generate_on_cpu_drafts_a_class_in_one_batch(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=0)
+    spy = spy_generate(backend, monkeypatch)
+    results = backend.generate(varied_requests(10), seed=1)
+    assert len(spy.calls) == 1
+    assert spy.calls[0]["input_ids"].shape[0] == 10
+    assert len(results) == 10
+
+
+def test_the_batch_size_setting_still_wins(tiny_model, settings, monkeypatch):
+    settings.APPRECIATION_BATCH_SIZE = 4
+    backend = TransformersBackend(
+        base_model=str(tiny_model[0]), adapter=str(tiny_model[1]), max_new_tokens=4
+    )
+    assert backend.batch_size(prompt_tokens=250, rows=35) == 4
+    spy = spy_generate(backend, monkeypatch)
+    backend.generate(varied_requests(6), seed=1)
+    assert [call["input_ids"].shape[0] for call in spy.calls] == [4, 2]
+
+
+class ForceEnd:
+    """A logits processor that makes the given rows write their end of turn at the given
+    step (1 = the first new token) and forbids it to every other row before the end."""
+
+    def __init__(self, *, prompt_width, ends, end_id, stop_ids):
+        self.prompt_width = prompt_width
+        self.ends = ends
+        self.end_id = end_id
+        self.stop_ids = list(stop_ids)
+
+    def __call__(self, input_ids, scores):
+        step = input_ids.shape[1] - self.prompt_width + 1
+        scores = scores.clone()
+        for row in range(scores.shape[0]):
+            if self.ends.get(row) == step:
+                scores[row, :] = -float("inf")
+                scores[row, self.end_id] = 0.0
+            else:
+                scores[row, self.stop_ids] = -float("inf")
+        return scores
+
+
+def same_length_requests(count):
+    """One subject and trimester, ratings of one digit: prompts of one length, so the batch
+    keeps the requests' order (rows are sorted by length)."""
+    return [
+        GenerationRequest(
+            key=f"student-{index}",
+            messages=build_messages(PromptInputs("Anglais", 2, (12, 13, None), 4 + index, 6, 7)),
+        )
+        for index in range(count)
+    ]
+
+
+def force_ends(backend, monkeypatch, ends):
+    """Rows (in batch order) end at the given steps; the others run to max_new_tokens."""
+    from transformers import LogitsProcessorList
+
+    backend.load()
+    real = backend.model.generate
+    end_id = backend.tokenizer.convert_tokens_to_ids(EOT)
+    eos = backend.model.generation_config.eos_token_id
+    stop_ids = {end_id, *(eos if isinstance(eos, list) else [eos])}
+
+    def generate(*args, **kwargs):
+        force = ForceEnd(
+            prompt_width=kwargs["input_ids"].shape[1], ends=ends, end_id=end_id, stop_ids=stop_ids
+        )
+        return real(*args, logits_processor=LogitsProcessorList([force]), **kwargs)
+
+    monkeypatch.setattr(backend.model, "generate", generate)
+
+
+def test_a_row_that_ends_early_is_handed_out_before_generate_returns(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=0, max_new_tokens=8)
+    requests = same_length_requests(3)
+    force_ends(backend, monkeypatch, {1: 2})
+    steps, arrivals = [], []
+    results = backend.generate(
+        requests,
+        seed=3,
+        on_result=lambda result: arrivals.append((result, len(steps))),
+        on_progress=steps.append,
+    )
+    # Every decoding step is reported, with the call's size.
+    assert [p.step for p in steps] == list(range(1, 9))
+    assert {(p.steps, p.rows) for p in steps} == {(8, 3)}
+    # The row that wrote its end of turn at step 2 came out then, with its final text...
+    first, steps_seen = arrivals[0]
+    assert first.key == requests[1].key and first.new_tokens == 2
+    assert steps_seen == 1  # step 2 not even reported yet: six steps before the batch ends
+    assert steps[1].finished == 1
+    # ...and the others after the last step; each once, as generate() returns them.
+    assert sorted(result.key for result, _ in arrivals) == sorted(r.key for r in requests)
+    assert [steps_seen for _, steps_seen in arrivals[1:]] == [8, 8]
+    assert {result.key: result for result, _ in arrivals} == {r.key: r for r in results}
+    assert [r.new_tokens for r in results] == [8, 2, 8]
+    assert len({r.prompt_tokens for r in results}) == 1
+
+
+def test_early_rows_have_the_same_texts_with_or_without_callbacks(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=0, max_new_tokens=6)
+    requests = same_length_requests(3)
+    force_ends(backend, monkeypatch, {0: 3, 2: 1})
+    plain = backend.generate(requests, seed=5)
+    arrived = []
+    watched = backend.generate(requests, seed=5, on_result=arrived.append)
+    assert watched == plain
+    assert [r.key for r in arrived] == [requests[2].key, requests[0].key, requests[1].key]
+    assert [r.new_tokens for r in plain] == [3, 6, 1]
+
+
+def test_an_exception_in_a_callback_stops_the_generation(tiny_model, monkeypatch):
+    backend = make_backend(tiny_model, batch_size=0, max_new_tokens=8)
+    steps = []
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_three(progress):
+        steps.append(progress.step)
+        if progress.step == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        backend.generate(varied_requests(4), seed=1, on_progress=stop_at_three)
+    assert steps == [1, 2, 3]
+    # The lock is released and the backend still works.
+    assert len(backend.generate(varied_requests(2), seed=1)) == 2
 
 
 def test_kv_cache_estimate_matches_llama_3_2_3b():
@@ -569,7 +722,7 @@ def test_out_of_memory_with_a_batch_of_one_raises(tiny_model, monkeypatch):
     backend.load()
     sizes = []
 
-    def always_out_of_memory(rows):
+    def always_out_of_memory(rows, **callbacks):
         sizes.append(len(rows))
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
@@ -593,9 +746,9 @@ def test_regeneration_through_draft_with_checks(tiny_model, monkeypatch):
     batches = []
     real_generate = backend.generate
 
-    def count_batches(requests, *, seed=None):
+    def count_batches(requests, *, seed=None, **callbacks):
         batches.append((len(requests), seed))
-        return real_generate(requests, seed=seed)
+        return real_generate(requests, seed=seed, **callbacks)
 
     monkeypatch.setattr(backend, "generate", count_batches)
     requests = varied_requests(5)
@@ -659,3 +812,116 @@ def test_draft_command_end_to_end(tiny_model, settings, capsys):
         assert f"\n{number}. " in "\n" + captured.out
     assert captured.out.count("(2 attempt(s))") == 3
     assert "⚠ too_long_chars" in captured.out or "⚠ length" in captured.out
+
+
+# --- int8 weights (APPRECIATION_QUANTIZE) ---
+
+
+def last_logits(backend, requests):
+    backend.load()
+    with torch.inference_mode():
+        return torch.stack(
+            [
+                backend.model(input_ids=torch.tensor([prompt_ids(backend, request)]))
+                .logits[0, -1]
+                .float()
+                for request in requests
+            ]
+        )
+
+
+def test_int8_quantizes_every_linear_layer_and_still_generates(tiny_model):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    backend = make_backend(tiny_model, quantize="int8")
+    backend.load()
+    assert backend.dtype == torch.float32  # dynamic quantization takes float32 in and out
+    linears = [m for m in backend.model.modules() if isinstance(m, torch.nn.Linear)]
+    quantized = [m for m in backend.model.modules() if isinstance(m, DynamicInt8Linear)]
+    assert not linears
+    # 7 projections per layer, and the output layer.
+    assert len(quantized) == 7 * backend.model.config.num_hidden_layers + 1
+    assert backend.model_info()["quantize"] == "int8"
+    results = backend.generate(varied_requests(3), seed=1)
+    assert all(result.new_tokens > 0 for result in results)
+
+
+def test_int8_logits_stay_close_to_float32(tiny_model):
+    requests = varied_requests(4)
+    reference = last_logits(make_backend(tiny_model, dtype="float32"), requests)
+    int8 = last_logits(make_backend(tiny_model, quantize="int8"), requests)
+    difference = (int8 - reference).abs().max().item()
+    assert 0 < difference < 0.3 * reference.abs().max().item()  # quantized, not broken
+    assert torch.equal(int8.argmax(-1), reference.argmax(-1))
+
+
+def test_unknown_quantization_is_refused(tiny_model):
+    with pytest.raises(ValueError, match="APPRECIATION_QUANTIZE"):
+        make_backend(tiny_model, quantize="int4")
+
+
+def test_quantization_follows_the_setting(tiny_model, settings):
+    settings.APPRECIATION_QUANTIZE = "int8"
+    backend = TransformersBackend(base_model=str(tiny_model[0]), adapter=str(tiny_model[1]))
+    assert backend.quantize == "int8"
+    settings.APPRECIATION_QUANTIZE = ""
+    backend = TransformersBackend(base_model=str(tiny_model[0]), adapter=str(tiny_model[1]))
+    assert backend.quantize == ""
+
+
+# --- a large batch's prompts read a few rows at a time (CPU) ---
+
+
+@pytest.mark.parametrize("prefix_cache", [True, False])
+def test_chunked_prefill_gives_the_same_scores_as_one_pass(tiny_model, prefix_cache):
+    backend = make_backend(tiny_model, dtype="float32", prefix_cache=prefix_cache)
+    backend.load()
+    requests = one_subject_requests(11)
+    rows = [prompt_ids(backend, request) for request in requests]
+    prefix = backend._shared_prefix(rows) if prefix_cache else ()
+    input_ids, attention_mask = backend._pad(rows, prefix_length=len(prefix))
+
+    def prefix_cache_or_none():
+        return backend._prefix_cache_for_batch(prefix, batch=len(rows)) if prefix else None
+
+    def greedy(cache):
+        return backend.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            do_sample=False,
+            max_new_tokens=3,
+            min_new_tokens=3,
+            return_dict_in_generate=True,
+            output_logits=True,
+            pad_token_id=backend.tokenizer.pad_token_id,
+            **({} if cache is None else {"cache": cache}),
+        )
+
+    chunks = []
+    with torch.inference_mode():
+        whole = greedy(prefix_cache_or_none())
+        cache = backend._prefill_in_chunks(
+            input_ids,
+            attention_mask,
+            cache=prefix_cache_or_none(),
+            start=len(prefix),
+            on_chunk=chunks.append,
+        )
+        assert chunks == [1, 2]  # 11 rows, 8 at a time
+        assert cache.get_seq_length() == input_ids.shape[1] - 1  # all but the last token
+        chunked = greedy(cache)
+    for step in range(3):
+        assert torch.allclose(chunked.logits[step], whole.logits[step], atol=1e-4), step
+    assert torch.equal(chunked.sequences, whole.sequences)
+
+
+def test_a_large_batch_on_cpu_reports_its_prefill_chunks_then_its_steps(tiny_model):
+    backend = make_backend(tiny_model, batch_size=0, max_new_tokens=4)
+    steps = []
+    backend.generate(varied_requests(10), seed=1, on_progress=steps.append)
+    assert [(p.phase, p.step) for p in steps[:2]] == [("prefill", 1), ("prefill", 2)]
+    decode = steps[2:]
+    assert [p.phase for p in decode] == ["decode"] * len(decode)
+    assert [p.step for p in decode] == list(range(3, 3 + len(decode)))
+    assert 1 <= len(decode) <= 4
+    assert {p.steps for p in steps} == {2 + 4}

@@ -38,10 +38,13 @@ from generation.backends import (
     STATUS_FAILED,
     STATUS_READY,
     BaseBackend,
+    GenerationProgress,
     GenerationRequest,
     GenerationResult,
     ModelAvailability,
     ModelLoadError,
+    ProgressCallback,
+    ResultCallback,
 )
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,9 @@ ENGINES = ("vllm", "llama.cpp", "llama-cpp-python")
 CHECK_TIMEOUT_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 30.0
+# While a class waits on the servers, progress is reported at least this often (the runner
+# shows it and the contract of BaseBackend.generate asks for it every few seconds).
+PROGRESS_INTERVAL = 2.0
 # Answers that say "try again": overloaded (429, 503), a proxy without its upstream (502, 504).
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -289,7 +295,7 @@ class OpenAICompatibleBackend(BaseBackend):
         self.failure_reason = None
         self._status = STATUS_READY
 
-    def batch_size(self, *, prompt_tokens: int) -> int:
+    def batch_size(self, *, prompt_tokens: int, rows: int | None = None) -> int:
         """A class at once: the server batches what is in flight."""
         return self.concurrency
 
@@ -313,9 +319,16 @@ class OpenAICompatibleBackend(BaseBackend):
     # --- generation ---
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, seed: int | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        seed: int | None = None,
+        on_result: ResultCallback | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> list[GenerationResult]:
-        """Every request in flight at once (up to the concurrency), one seed each."""
+        """Every request in flight at once (up to the concurrency), one seed each. Each text
+        is handed to on_result as its answer arrives; on_progress at each answer and at least
+        every PROGRESS_INTERVAL seconds while a slow server keeps the class waiting."""
         if not requests:
             return []
         if not self.servers:
@@ -326,17 +339,38 @@ class OpenAICompatibleBackend(BaseBackend):
             self._next_server = (self._next_server + len(requests)) % len(self.servers)
         workers = min(self.concurrency, len(requests))
         pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="inference")
+        results: dict[int, GenerationResult] = {}
         try:
-            futures = [
+            futures = {
                 pool.submit(
                     self._complete,
                     request,
                     seed=None if seed is None else seed + index,
                     server_index=first_server + index,
-                )
+                ): index
                 for index, request in enumerate(requests)
-            ]
-            results = [future.result() for future in futures]
+            }
+            pending = set(futures)
+            while pending:
+                done, pending = concurrent.futures.wait(
+                    pending,
+                    timeout=PROGRESS_INTERVAL,
+                    return_when=concurrent.futures.FIRST_COMPLETED,
+                )
+                for future in done:
+                    result = future.result()  # a server error goes up: the job fails or waits
+                    results[futures[future]] = result
+                    if on_result is not None:
+                        on_result(result)
+                if on_progress is not None:
+                    on_progress(
+                        GenerationProgress(
+                            step=len(results),
+                            steps=len(requests),
+                            finished=len(results),
+                            rows=len(requests),
+                        )
+                    )
         except InferenceServerError as exc:
             self._status = STATUS_FAILED
             self.failure_reason = exc.reason
@@ -351,7 +385,7 @@ class OpenAICompatibleBackend(BaseBackend):
             len(self.servers),
             time.monotonic() - started,
         )
-        return results
+        return [results[index] for index in range(len(requests))]
 
     def completion_payload(
         self, messages: list[dict[str, str]], *, seed: int | None

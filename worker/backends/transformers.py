@@ -8,6 +8,11 @@ with left padding, and sampled with the model card's settings.
 The system turn is the same for every student of a class and most of each prompt; prefill is
 compute-bound, so its keys and values are computed once and shared by every row of every
 batch (`APPRECIATION_PREFIX_CACHE`), with the padding placed after it.
+
+A whole class is one batch where memory allows, on a CPU as on a GPU: a decoding step reads
+every weight whatever the batch, so 35 rows cost about two batches of 8 (bench/README.md).
+Progress does not wait for the batch: every decoding step is reported (on_progress), and each
+row is handed out (on_result) at the step it writes its end of turn.
 """
 
 from __future__ import annotations
@@ -17,22 +22,27 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from generation.backends import (
+    PHASE_DECODE,
     STATUS_FAILED,
     STATUS_LOADING,
     STATUS_READY,
     BaseBackend,
+    GenerationProgress,
     GenerationRequest,
     GenerationResult,
     ModelAvailability,
     ModelLoadError,
+    ProgressCallback,
+    ResultCallback,
 )
+from worker.backends.quantize import QUANTIZE_KINDS, quantize_model
 from worker.model_files import check_model_files, looks_like_path
 
 logger = logging.getLogger(__name__)
@@ -40,12 +50,17 @@ logger = logging.getLogger(__name__)
 # Llama 3 has no pad token; this reserved one is never trained on.
 PAD_TOKEN = "<|finetune_right_pad_id|>"  # noqa: S105 - a token, not a password
 END_OF_TURN = "<|eot_id|>"
-CPU_BATCH_SIZE = 8
 # A class fits in one batch; more gains nothing and a huge batch risks a long OOM retry chain.
 MAX_AUTO_BATCH_SIZE = 64
 # Room for activations and the allocator's fragmentation on top of the KV cache.
 KV_CACHE_OVERHEAD = 1.5
 FREE_MEMORY_SHARE = 0.8
+# A CPU server's memory is shared with the rest of the machine (the web app, other workers):
+# a batch takes at most this share of what is available.
+CPU_FREE_MEMORY_SHARE = 0.5
+# On a CPU a large batch reads its prompts this many rows at a time (a class of 35 takes tens
+# of seconds), so that progress moves during the prefill too; a GPU reads them at once.
+PREFILL_CHUNK_ROWS = 8
 # A shared prefix shorter than this is not worth a separate forward pass.
 PREFIX_CACHE_MIN_TOKENS = 16
 # The system prompt varies by subject only: a few entries cover a worker's recent jobs.
@@ -72,6 +87,7 @@ class TransformersBackend(BaseBackend):
         test_model: bool | None = None,
         prefix_cache: bool | None = None,
         chat_date: str | None = None,
+        quantize: str | None = None,
     ) -> None:
         super().__init__()
         self.base_model = _setting("APPRECIATION_BASE_MODEL", base_model)
@@ -87,6 +103,9 @@ class TransformersBackend(BaseBackend):
         self.test_model = bool(_setting("APPRECIATION_TEST_MODEL", test_model))
         self.prefix_cache = bool(_setting("APPRECIATION_PREFIX_CACHE", prefix_cache))
         self.chat_date = str(_setting("APPRECIATION_CHAT_DATE", chat_date))
+        self.quantize = str(_setting("APPRECIATION_QUANTIZE", quantize) or "")
+        if self.quantize not in QUANTIZE_KINDS:
+            raise ValueError(f"Unknown APPRECIATION_QUANTIZE {self.quantize!r}: use '' or 'int8'")
         self.device: torch.device | None = None
         self.dtype: torch.dtype | None = None
         self.model: Any = None
@@ -162,6 +181,12 @@ class TransformersBackend(BaseBackend):
         self._prefixes.clear()
         self.device = resolve_device(self.device_setting)
         self.dtype = resolve_dtype(self.dtype_setting, self.device)
+        if self.quantize:
+            if self.device.type != "cpu":
+                raise ValueError("APPRECIATION_QUANTIZE=int8 is for CPUs (fbgemm kernels)")
+            # int8 weights with int8 activations (torch.ao's dynamic quantization) take
+            # float32 in and out: the rest of the model (norms, attention) runs in float32.
+            self.dtype = torch.float32
         self.tokenizer = self._load_tokenizer()
         base = AutoModelForCausalLM.from_pretrained(self.base_model, dtype=self.dtype)
         # Merged, the adapter costs nothing per token; unmerged (the card's load_adapter),
@@ -169,6 +194,12 @@ class TransformersBackend(BaseBackend):
         model = PeftModel.from_pretrained(base, self.adapter).merge_and_unload()
         model.to(self.device)
         model.eval()
+        if self.quantize:
+            replaced = quantize_model(model, self.quantize)
+            logger.info("Quantized %d linear layers to %s", replaced, self.quantize)
+            # The float32 weights are freed but glibc keeps their pages: give them back, or
+            # MemAvailable (and the automatic CPU batch) stays 10 GB lower.
+            _release_freed_memory()
         model.get_output_embeddings().register_forward_pre_hook(_contiguous_input)
         self.model = model
 
@@ -208,6 +239,7 @@ class TransformersBackend(BaseBackend):
             "chat_date": self.chat_date,
             "device": str(self.device) if self.device else self.device_setting,
             "dtype": str(self.dtype).removeprefix("torch.") if self.dtype else self.dtype_setting,
+            "quantize": self.quantize,
             "test_model": self.test_model,
             "status": self.status,
             "failure_reason": self.failure_reason,
@@ -219,7 +251,12 @@ class TransformersBackend(BaseBackend):
         return render_prompt_text(self.tokenizer, messages, date_string=self.chat_date)
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, seed: int | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        seed: int | None = None,
+        on_result: ResultCallback | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> list[GenerationResult]:
         if not requests:
             return []
@@ -233,29 +270,56 @@ class TransformersBackend(BaseBackend):
             lengths = [len(row) for row in rows]
             # Similar lengths side by side: less padding to compute in each batch.
             order = sorted(range(len(requests)), key=lambda index: lengths[index])
-            outputs: dict[int, tuple[str, int, int]] = {}
+            outputs: dict[int, GenerationResult] = {}
+
+            def handed_out(index: int, text: str, prompt: int, new: int) -> None:
+                result = GenerationResult(
+                    key=requests[index].key, text=text, prompt_tokens=prompt, new_tokens=new
+                )
+                outputs[index] = result
+                if on_result is not None:
+                    on_result(result)
+
+            def progress(step: int, steps: int, phase: str) -> None:
+                if on_progress is not None:
+                    on_progress(
+                        GenerationProgress(
+                            step=step,
+                            steps=steps,
+                            finished=len(outputs),
+                            rows=len(requests),
+                            phase=phase,
+                        )
+                    )
+
             started = time.monotonic()
             with torch.random.fork_rng(devices=self._rng_devices(), enabled=seed is not None):
                 if seed is not None:
                     torch.manual_seed(seed)
-                batch_size = self.batch_size(prompt_tokens=max(lengths))
+                batch_size = self.batch_size(prompt_tokens=max(lengths), rows=len(requests))
                 position = 0
                 while position < len(order):
                     chunk = order[position : position + batch_size]
                     try:
-                        texts = self._generate_batch([rows[index] for index in chunk])
+                        self._generate_batch(
+                            [rows[index] for index in chunk],
+                            on_row=lambda row, *result, chunk=chunk: handed_out(
+                                chunk[row], *result
+                            ),
+                            on_step=progress,
+                        )
                     except torch.cuda.OutOfMemoryError:
                         self._prefixes.clear()
                         if torch.cuda.is_available():
                             torch.cuda.empty_cache()
-                        if batch_size == 1:
-                            logger.error("Out of GPU memory with a batch of 1")
+                        if batch_size == 1 or any(index in outputs for index in chunk):
+                            # A row already handed out cannot be taken back: no retry.
+                            logger.error("Out of GPU memory with a batch of %d", len(chunk))
                             raise
                         batch_size = max(1, batch_size // 2)
                         self._oom_batch_cap = batch_size
                         logger.warning("Out of GPU memory: retrying with batches of %d", batch_size)
                         continue
-                    outputs.update(zip(chunk, texts, strict=True))
                     position += len(chunk)
             logger.info(
                 "Generated %d texts in %.1f s (batch size %d; prefix cache: %s)",
@@ -264,43 +328,74 @@ class TransformersBackend(BaseBackend):
                 batch_size,
                 self.prefix_stats if self.prefix_cache else "off",
             )
-            return [
-                GenerationResult(
-                    key=request.key,
-                    text=outputs[index][0],
-                    prompt_tokens=outputs[index][1],
-                    new_tokens=outputs[index][2],
-                )
-                for index, request in enumerate(requests)
-            ]
+            return [outputs[index] for index in range(len(requests))]
 
-    def batch_size(self, *, prompt_tokens: int) -> int:
-        """The configured size, or on CUDA as many sequences as the free memory holds."""
+    def batch_size(self, *, prompt_tokens: int, rows: int | None = None) -> int:
+        """The configured size, or as many sequences as the free memory holds, up to `rows`
+        (the whole class): on CUDA from the GPU's free memory, on a CPU from the memory
+        the system has available (a decoding step costs little more for 35 rows than for 8)."""
         if self.batch_size_setting > 0:
             size = self.batch_size_setting
-        elif self.device is not None and self.device.type == "cuda":
-            free_bytes, _total = torch.cuda.mem_get_info(self.device)
+        else:
             per_sequence = (
                 (prompt_tokens + self.max_new_tokens)
-                * kv_cache_bytes_per_token(self.model.config, self.dtype)
+                * kv_cache_bytes_per_token(self.model.config, self.dtype or torch.float32)
                 * KV_CACHE_OVERHEAD
             )
-            size = int(free_bytes * FREE_MEMORY_SHARE // per_sequence)
-            size = max(1, min(MAX_AUTO_BATCH_SIZE, size))
-        else:
-            size = CPU_BATCH_SIZE
+            if self.device is not None and self.device.type == "cuda":
+                free_bytes, _total = torch.cuda.mem_get_info(self.device)
+                room = free_bytes * FREE_MEMORY_SHARE
+            else:
+                room = available_memory_bytes() * CPU_FREE_MEMORY_SHARE
+            size = int(room // per_sequence)
+            size = max(1, min(MAX_AUTO_BATCH_SIZE, rows or MAX_AUTO_BATCH_SIZE, size))
         if self._oom_batch_cap is not None:
             size = min(size, self._oom_batch_cap)
         return size
 
-    def _generate_batch(self, rows: list[list[int]]) -> list[tuple[str, int, int]]:
-        """One padded batch of tokenized prompts through model.generate: (text, prompt
-        tokens, new tokens) each."""
+    def _generate_batch(
+        self,
+        rows: list[list[int]],
+        *,
+        on_row: Callable[..., None] | None = None,
+        on_step: Callable[[int, int, str], None] | None = None,
+    ) -> None:
+        """One padded batch of tokenized prompts through model.generate.
+
+        on_row(row, text, prompt tokens, new tokens) is called once per row: at the step the
+        row writes its end of turn, or when the batch ends. on_step(step, steps, phase) after
+        every chunk of prompts read (a large batch on a CPU) and every decoding step.
+        """
+        from transformers import StoppingCriteriaList
+
         prefix = self._shared_prefix(rows) if self.prefix_cache else ()
         input_ids, attention_mask = self._pad(rows, prefix_length=len(prefix))
         cache_kwargs = {}
         if prefix:
             cache_kwargs["cache"] = self._prefix_cache_for_batch(prefix, batch=len(rows))
+        chunks = 0
+        if self.device is not None and self.device.type == "cpu":
+            chunks = -(-len(rows) // PREFILL_CHUNK_ROWS) if len(rows) > PREFILL_CHUNK_ROWS else 0
+        if chunks:
+            cache_kwargs["cache"] = self._prefill_in_chunks(
+                input_ids,
+                attention_mask,
+                cache=cache_kwargs.get("cache"),
+                start=len(prefix),
+                on_chunk=None
+                if on_step is None
+                else lambda chunk: on_step(chunk, chunks + self.max_new_tokens, "prefill"),
+            )
+        stop_ids = set(_as_list(self.model.generation_config.eos_token_id))
+        stop_ids.add(self.tokenizer.pad_token_id)
+        watcher = _RowWatcher(
+            prompt_width=input_ids.shape[1],
+            steps=self.max_new_tokens,
+            offset=chunks,
+            stop_ids=stop_ids,
+            finish=lambda row, tokens: self._hand_out(rows, row, tokens, stop_ids, on_row),
+            on_step=on_step,
+        )
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=input_ids,
@@ -314,16 +409,72 @@ class TransformersBackend(BaseBackend):
                 top_k=self.top_k,
                 top_p=self.top_p,
                 pad_token_id=self.tokenizer.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([watcher]),
                 **cache_kwargs,
             )
         new_tokens = output[:, input_ids.shape[1] :].cpu()
-        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        stop_ids = set(_as_list(self.model.generation_config.eos_token_id))
-        stop_ids.add(self.tokenizer.pad_token_id)
-        return [
-            (text, len(row), _count_new_tokens(tokens.tolist(), stop_ids))
-            for text, row, tokens in zip(texts, rows, new_tokens, strict=True)
-        ]
+        # Rows that ran to max_new_tokens (or ended at the very last step).
+        for row in range(len(rows)):
+            if row not in watcher.finished:
+                watcher.finished.add(row)
+                self._hand_out(rows, row, new_tokens[row].tolist(), stop_ids, on_row)
+
+    def _prefill_in_chunks(
+        self,
+        input_ids: Any,
+        attention_mask: Any,
+        *,
+        cache: Any,
+        start: int,
+        on_chunk: Callable[[int], None] | None,
+    ) -> Any:
+        """Read every prompt but its last token, PREFILL_CHUNK_ROWS rows at a time; returns
+        the batch's cache. generate() then reads the last tokens itself (its first step).
+
+        The same computation as generate()'s own prefill: positions counted on the attention
+        mask, the shared prefix's cached keys and values (from `cache`) before each row.
+        """
+        from transformers import DynamicCache
+
+        batch, width = input_ids.shape
+        end = width - 1
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        parts: list[list[tuple[Any, Any]]] = []
+        with torch.inference_mode():
+            for number, first in enumerate(range(0, batch, PREFILL_CHUNK_ROWS), start=1):
+                rows = slice(first, first + PREFILL_CHUNK_ROWS)
+                chunk_cache = (
+                    DynamicCache([(keys[rows], values[rows]) for keys, values, *_ in cache])
+                    if cache is not None
+                    else DynamicCache()
+                )
+                if end > start:
+                    self.model(
+                        input_ids=input_ids[rows, start:end],
+                        attention_mask=attention_mask[rows, :end],
+                        position_ids=positions[rows, start:end],
+                        cache=chunk_cache,
+                        use_cache=True,
+                        logits_to_keep=1,
+                    )
+                parts.append([(keys, values) for keys, values, *_ in chunk_cache])
+                if on_chunk is not None:
+                    on_chunk(number)
+            return DynamicCache(
+                [
+                    (
+                        torch.cat([part[layer][0] for part in parts]),
+                        torch.cat([part[layer][1] for part in parts]),
+                    )
+                    for layer in range(len(parts[0]))
+                ]
+            )
+
+    def _hand_out(self, rows, row, tokens, stop_ids, on_row) -> None:
+        if on_row is None:
+            return
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        on_row(row, text, len(rows[row]), _count_new_tokens(tokens, stop_ids))
 
     def _pad(self, rows: list[list[int]], *, prefix_length: int) -> tuple[Any, Any]:
         """Left padding, or with a shared prefix, padding between the prefix and the rest.
@@ -463,6 +614,70 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # private helpers: absent in some builds
         return False
+
+
+def _release_freed_memory() -> None:
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    # Not glibc: nothing to give back this way.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def available_memory_bytes() -> int:
+    """What the system can still give this process: MemAvailable (Linux), else the total."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+class _RowWatcher:
+    """A stopping criterion that stops nothing: called by generate() after every decoding
+    step, it hands out each row at the step it writes a stop token (its text is final:
+    generate() only pads it from then on) and reports the step (after `offset` units of
+    prefill)."""
+
+    def __init__(
+        self,
+        *,
+        prompt_width: int,
+        steps: int,
+        offset: int,
+        stop_ids: set[int],
+        finish: Callable[[int, list[int]], None],
+        on_step: Callable[[int, int, str], None] | None,
+    ) -> None:
+        self.prompt_width = prompt_width
+        self.steps = steps
+        self.offset = offset
+        self.stop_ids = torch.tensor(sorted(stop_ids))
+        self.finish = finish
+        self.on_step = on_step
+        self.finished: set[int] = set()
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        step = input_ids.shape[1] - self.prompt_width
+        last = input_ids[:, -1].cpu()
+        ended = torch.isin(last, self.stop_ids).nonzero().flatten().tolist()
+        fresh = [row for row in ended if row not in self.finished]
+        if fresh:
+            new_tokens = input_ids[fresh, self.prompt_width :].cpu()
+            for row, tokens in zip(fresh, new_tokens, strict=True):
+                self.finished.add(row)
+                self.finish(row, tokens.tolist())
+        if self.on_step is not None:
+            self.on_step(self.offset + step, self.offset + self.steps, PHASE_DECODE)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 def kv_cache_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
