@@ -268,12 +268,17 @@ URLS: dict[str, Spec] = {
     ),
     "learning:panel_results": Spec(("get",), frozenset({("panel_member", None)}) | SUPERUSER),
     "learning:dashboard": Spec(("get",), frozenset({("head", None), ("admin", None)})),
-    # learning: the evaluation of a model version, superusers only
-    # (tests/learning/test_evaluation_flow.py opens the pages of real evaluations)
+    # learning: the evaluation of a model version, superusers only (the ids below exist for
+    # nobody here: everyone gets the 404; tests/learning/test_evaluation_flow.py opens the
+    # pages of real evaluations as a superuser)
     "learning:evaluations": Spec(("get",), SUPERUSER),
-    "learning:evaluation_start": Spec(("post",), frozenset(), data=lambda o: {"candidate": 1}),
+    "learning:evaluation_start": Spec(("post",), SUPERUSER, data=lambda o: {"candidate": 1}),
     "learning:evaluation": Spec(("get",), frozenset(), lambda o: {"evaluation_pk": 1}),
-    "learning:version_evaluation": Spec(("get",), frozenset(), lambda o: {"version_pk": 1}),
+    "learning:version_evaluation": Spec(
+        ("get",),
+        frozenset(("superuser", target) for target in TARGETS),
+        lambda o: {"version_pk": o.panel_item.version_a.pk},
+    ),
     # learning: training runs (superusers only)
     "learning:training": Spec(("get",), SUPERUSER),
     "learning:training_start": Spec(("post",), SUPERUSER, data=lambda o: {"method": "sft"}),

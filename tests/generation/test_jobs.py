@@ -562,7 +562,7 @@ def count_claims(monkeypatch) -> list[int]:
 def test_on_a_cpu_a_class_is_one_batch_and_each_draft_is_written_as_it_arrives(
     world, tiny_model_settings, monkeypatch
 ):
-    from generation.backends import get_backend
+    from generation.services.versions import model_version_backend, model_version_ensure_active
 
     tiny_model_settings.APPRECIATION_BATCH_SIZE = 0  # automatic: the whole class
     tiny_model_settings.APPRECIATION_MAX_ATTEMPTS = 1  # every text is final as it comes
@@ -571,7 +571,8 @@ def test_on_a_cpu_a_class_is_one_batch_and_each_draft_is_written_as_it_arrives(
     students = make_ready(world)
     job = services.job_create(assignment=world.assignment, term=world.term, user=world.teacher)
     sizes = count_claims(monkeypatch)
-    backend = get_backend()
+    # The backend of the version in service: the one the runner drafts with.
+    backend = model_version_backend(version=model_version_ensure_active())
     real_generate = backend.generate
     calls, seen = [], []
 
