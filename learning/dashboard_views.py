@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from . import dashboard
-from .dashboard_charts import bar_chart, line_chart, percent_text
+from .charts import bar_chart, line_chart, percent_text
 from .dashboard_forms import DashboardFilterForm
 
 

@@ -8,16 +8,12 @@ from typing import Any
 
 from generation.models import ModelVersion
 
+from .charts import grouped_bar_chart
 from .evaluation import CANDIDATE, REFERENCE, comparison
 from .evaluation_metrics import CHECK_LABELS, EVALUATED_CHECKS, GATE_LABELS, figure
 from .models import ModelEvaluation
 
 # The chart: one group of three bars (teachers, candidate, reference) per word-count bucket.
-CHART_BAR_WIDTH = 12
-CHART_GROUP_GAP = 14
-CHART_HEIGHT = 120
-CHART_TOP = 10
-CHART_LABEL_SPACE = 34
 CHART_SERIES = (
     ("teachers", "Enseignants"),
     (CANDIDATE, "Version évaluée"),
@@ -75,44 +71,14 @@ def _table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _chart(metrics: dict[str, Any]) -> dict[str, Any]:
-    series = {
-        "teachers": metrics["teachers"]["words"]["buckets"],
-        CANDIDATE: metrics[CANDIDATE]["words"]["buckets"],
-        REFERENCE: metrics[REFERENCE]["words"]["buckets"],
-    }
-    labels = [bucket["label"] for bucket in series["teachers"]]
-    highest = max([bucket["count"] for buckets in series.values() for bucket in buckets] or [0])
-    group_width = len(CHART_SERIES) * CHART_BAR_WIDTH + CHART_GROUP_GAP
-    bars, groups, table = [], [], []
-    for index, label in enumerate(labels):
-        x0 = CHART_GROUP_GAP // 2 + index * group_width
-        counts = {}
-        for position, (key, name) in enumerate(CHART_SERIES):
-            count = series[key][index]["count"]
-            counts[key] = count
-            height = round(CHART_HEIGHT * count / highest) if highest else 0
-            bars.append(
-                {
-                    "x": x0 + position * CHART_BAR_WIDTH,
-                    "y": CHART_TOP + CHART_HEIGHT - height,
-                    "width": CHART_BAR_WIDTH - 1,
-                    "height": height,
-                    "series": key,
-                    "title": f"{name}, {label} mots : {count}",
-                }
-            )
-        groups.append({"x": x0 + len(CHART_SERIES) * CHART_BAR_WIDTH / 2, "label": label})
-        table.append({"label": label, **counts})
-    return {
-        "width": len(labels) * group_width + CHART_GROUP_GAP,
-        "height": CHART_TOP + CHART_HEIGHT + CHART_LABEL_SPACE,
-        "axis_y": CHART_TOP + CHART_HEIGHT,
-        "label_y": CHART_TOP + CHART_HEIGHT + 16,
-        "bars": bars,
-        "groups": groups,
-        "table": table,
-        "series": [{"key": key, "name": name} for key, name in CHART_SERIES],
-    }
+    return grouped_bar_chart(
+        series=CHART_SERIES,
+        buckets={
+            "teachers": metrics["teachers"]["words"]["buckets"],
+            CANDIDATE: metrics[CANDIDATE]["words"]["buckets"],
+            REFERENCE: metrics[REFERENCE]["words"]["buckets"],
+        },
+    )
 
 
 def _join(labels: list[str]) -> str:

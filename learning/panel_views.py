@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from common.http import HtmxHttpRequest
 
 from . import panel
-from .dashboard_charts import interval_chart, percent_text
+from .charts import interval_chart, percent_text
 from .panel_forms import PanelJudgementForm
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from learning.dashboard_charts import percent_text
+from learning.charts import percent_text
 
 register = template.Library()
 

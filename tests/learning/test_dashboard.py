@@ -15,7 +15,7 @@ from classes.models import Teacher
 from generation import services
 from generation.models import Draft, Feedback
 from learning import dashboard
-from learning.dashboard_charts import bar_chart, line_chart
+from learning.charts import bar_chart, line_chart
 from tests.factories import (
     AppreciationFactory,
     ModelVersionFactory,

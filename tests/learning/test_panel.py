@@ -13,7 +13,7 @@ from django.urls import reverse
 from classes.models import Teacher
 from generation import selectors as generation_selectors
 from learning import panel
-from learning.dashboard_charts import interval_chart
+from learning.charts import interval_chart
 from learning.models import PanelJudgement
 from tests.factories import (
     ModelVersionFactory,

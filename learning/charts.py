@@ -1,12 +1,14 @@
-"""Server-rendered SVG charts for the quality dashboard: the geometry here, the markup in
-templates/learning/dashboard.html. No script, no library, no CDN; the page always puts the
-numbers in a table beside each chart (the chart is an image with a title and a description).
+"""Server-rendered SVG charts of the learning pages (the quality dashboard, the panel's
+results, an evaluation's word counts): the geometry here, the markup in their templates. No
+script, no library, no CDN; each page puts the numbers in a table beside each chart (the chart
+is an image with a title and a description).
 
 Sizes are in the SVG's own units (a viewBox): the chart scales to its box, a phone included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 WIDTH = 600
@@ -255,3 +257,53 @@ def interval_chart(
         ticks=[Tick(x_of(share), percent_text(share)) for share in (0, 0.25, 0.5, 0.75, 1)],
         middle_x=x_of(0.5),
     )
+
+
+# --- Grouped vertical bars (an evaluation's word counts) ---------------------------------------
+
+GROUP_BAR_WIDTH = 12
+GROUP_GAP = 14
+GROUP_PLOT_HEIGHT = 120
+GROUP_TOP = 10
+GROUP_LABEL_SPACE = 34
+
+
+def grouped_bar_chart(*, series: Sequence[tuple[str, str]], buckets: dict[str, list[dict]]) -> dict:
+    """One group of bars per bucket label, one bar per series (key, name) in each.
+
+    buckets: series key -> [{"label", "count"}...], every series with the same labels in the
+    same order. Returns the geometry and the table of counts the template draws beside it.
+    """
+    labels = [bucket["label"] for bucket in buckets[series[0][0]]]
+    highest = max([b["count"] for key, _ in series for b in buckets[key]] or [0])
+    group_width = len(series) * GROUP_BAR_WIDTH + GROUP_GAP
+    bars, groups, table = [], [], []
+    for index, label in enumerate(labels):
+        x0 = GROUP_GAP // 2 + index * group_width
+        counts = {}
+        for position, (key, name) in enumerate(series):
+            count = buckets[key][index]["count"]
+            counts[key] = count
+            height = round(GROUP_PLOT_HEIGHT * count / highest) if highest else 0
+            bars.append(
+                {
+                    "x": x0 + position * GROUP_BAR_WIDTH,
+                    "y": GROUP_TOP + GROUP_PLOT_HEIGHT - height,
+                    "width": GROUP_BAR_WIDTH - 1,
+                    "height": height,
+                    "series": key,
+                    "title": f"{name}, {label} mots : {count}",
+                }
+            )
+        groups.append({"x": x0 + len(series) * GROUP_BAR_WIDTH / 2, "label": label})
+        table.append({"label": label, **counts})
+    return {
+        "width": len(labels) * group_width + GROUP_GAP,
+        "height": GROUP_TOP + GROUP_PLOT_HEIGHT + GROUP_LABEL_SPACE,
+        "axis_y": GROUP_TOP + GROUP_PLOT_HEIGHT,
+        "label_y": GROUP_TOP + GROUP_PLOT_HEIGHT + 16,
+        "bars": bars,
+        "groups": groups,
+        "table": table,
+        "series": [{"key": key, "name": name} for key, name in series],
+    }
