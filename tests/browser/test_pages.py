@@ -60,6 +60,8 @@ def site(world) -> Site:
     assert Appreciation.objects.filter(status=Appreciation.Status.VALIDATED).count() == 1
     # The teachers' panel: a member, a pair to judge and a judged one (learning).
     world.panel_member = TeacherFactory(school=world.school, on_panel=True)
+    # The platform's superuser: training runs, evaluations and model versions.
+    world.superuser = TeacherFactory(school=None, is_staff=True, is_superuser=True)
     old, new = ModelVersionFactory(name="adaptateur-carte"), ModelVersionFactory(name="candidate-1")
     PanelItemFactory(version_a=new, version_b=old)
     PanelJudgementFactory(
@@ -91,6 +93,9 @@ def urls(world) -> dict[str, tuple[str | None, str]]:
         "panel": ("panel_member", reverse("learning:panel")),
         "panel-results": ("panel_member", reverse("learning:panel_results")),
         "quality-dashboard": ("head", reverse("learning:dashboard")),
+        "training": ("superuser", reverse("learning:training")),
+        "evaluations": ("superuser", reverse("learning:evaluations")),
+        "admin-versions": ("superuser", reverse("admin:generation_modelversion_changelist")),
         "admin-index": ("admin", reverse("admin:index")),
         "admin-changelist": ("admin", reverse("admin:classes_student_changelist")),
     }
@@ -114,6 +119,9 @@ PAGES = [
     "panel",
     "panel-results",
     "quality-dashboard",
+    "training",
+    "evaluations",
+    "admin-versions",
     "admin-index",
     "admin-changelist",
 ]
