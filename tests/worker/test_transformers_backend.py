@@ -7,7 +7,7 @@ import shutil
 import huggingface_hub.constants
 import pytest
 import torch
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, LlamaConfig
@@ -783,6 +783,7 @@ def test_get_backend_builds_the_settings_backend_once(tiny_model, settings):
         reset_backend_cache()
 
 
+@pytest.mark.django_db
 def test_draft_command_end_to_end(tiny_model, settings, capsys):
     base, adapter = tiny_model
     settings.APPRECIATION_BACKEND = BACKEND_PATH
@@ -812,6 +813,33 @@ def test_draft_command_end_to_end(tiny_model, settings, capsys):
         assert f"\n{number}. " in "\n" + captured.out
     assert captured.out.count("(2 attempt(s))") == 3
     assert "⚠ too_long_chars" in captured.out or "⚠ length" in captured.out
+
+
+@pytest.mark.django_db
+def test_draft_command_tries_a_named_version(tiny_model, settings, capsys):
+    """--model-version drafts with a candidate (its adapter), not the version in service."""
+    from generation.models import ModelVersion
+
+    base, adapter = tiny_model
+    settings.APPRECIATION_BACKEND = BACKEND_PATH
+    settings.APPRECIATION_MAX_NEW_TOKENS = 4
+    ModelVersion.objects.create(
+        name="v1", base_model="nowhere/base", adapter="nowhere/adapter", state="active"
+    )
+    ModelVersion.objects.create(
+        name="v7", base_model=str(base), adapter=str(adapter), is_test_model=True
+    )
+    args = ["--trimester=1", "--averages", "11", "--behaviour=7", "--participation=6", "--work=8"]
+    reset_backend_cache()
+    try:
+        call_command("draft", *args, "--model-version", "v7", "--seed=1")
+        with pytest.raises(CommandError, match="No model version named 'v9'"):
+            call_command("draft", *args, "--model-version", "v9")
+    finally:
+        reset_backend_cache()
+    captured = capsys.readouterr()
+    assert f"Model version v7 (candidate): {adapter}" in captured.err
+    assert "\n1. " in "\n" + captured.out
 
 
 # --- int8 weights (APPRECIATION_QUANTIZE) ---

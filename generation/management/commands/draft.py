@@ -55,6 +55,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--show-prompt", action="store_true", help="Print the messages as JSON and stop."
         )
+        parser.add_argument(
+            "--model-version",
+            metavar="NAME",
+            help="Draft with this model version (a candidate, to try it before promoting it);"
+            " default: the version in service, else the model the settings name.",
+        )
 
     def handle(self, *args, **options) -> None:
         inputs = self._inputs(options)
@@ -92,11 +98,11 @@ class Command(BaseCommand):
         )
 
     def _draft(self, messages: list[dict[str, str]], options: dict) -> None:
-        from generation.backends import ModelLoadError, get_backend
+        from generation.backends import ModelLoadError
         from generation.drafting import DraftItem, draft_with_checks
 
         seed = options["seed"] if options["seed"] is not None else settings.APPRECIATION_SEED
-        backend = get_backend()
+        backend = self._backend(options["model_version"])
         items = [
             DraftItem(
                 key=str(number),
@@ -123,3 +129,22 @@ class Command(BaseCommand):
             self.stdout.write(f"   ({outcome.attempts} attempt(s))")
             for flag in outcome.flags:
                 self.stdout.write(f"   ⚠ {flag.code}: {flag.message}")
+
+    def _backend(self, name: str | None):
+        """The named version's backend, or the version in service's; the settings' model on a
+        database that has no version yet (read only: a trial writes nothing)."""
+        from generation.backends import get_backend
+        from generation.models import ModelVersion
+        from generation.services.versions import model_version_backend
+
+        if name:
+            version = ModelVersion.objects.filter(name=name).first()
+            if version is None:
+                known = ", ".join(ModelVersion.objects.values_list("name", flat=True)) or "none"
+                raise CommandError(f"No model version named {name!r} (known: {known}).")
+        else:
+            version = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).first()
+        if version is None:
+            return get_backend()
+        self.stderr.write(f"Model version {version.name} ({version.state}): {version.adapter}")
+        return model_version_backend(version=version)
