@@ -489,62 +489,9 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
         model_version=version,
     )
 
-    assignment = job.assignment
-    names, banned = _db_step(_job_word_lists, assignment)
-    max_chars = assignment.school_class.school.appreciation_max_chars
-    typographic_spaces = assignment.school_class.school.typographic_spaces
     info = {**backend.model_info(), "model_version_id": version.pk}
-    size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(
-        backend, rows=_db_step(_job_remaining, job.pk)
-    )
-    batch_index = 0
     try:
-        while True:
-            status = _db_step(_job_status, job.pk)
-            if status != GenerationJob.Status.RUNNING:
-                logger.info("Job %s is %s: stopping", job.pk, status)
-                return
-            batch = _db_step(_claim_batch, job=job, hostname=hostname, size=size)
-            if not batch:
-                break
-            seed = None if job.seed is None else job.seed + batch[0].pk * 1000
-            written: set[str] = set()
-
-            def write_one(outcome: DraftOutcome, written=written) -> None:
-                # Each draft as soon as it is final: the page shows it while the others
-                # of the batch (the whole class, on a CPU) are still being written.
-                _db_step(
-                    _write_outcomes,
-                    job_id=job.pk,
-                    outcomes=[outcome],
-                    info=info,
-                    hostname=hostname,
-                )
-                written.add(outcome.key)
-
-            outcomes = draft_with_checks(
-                backend=backend,
-                items=[
-                    DraftItem(
-                        key=str(draft.pk),
-                        messages=draft.prompt_messages,
-                        forbidden_names=names,
-                        banned_phrases=banned,
-                        max_chars=max_chars,
-                        typographic_spaces=typographic_spaces,
-                    )
-                    for draft in batch
-                ],
-                max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,
-                seed=seed,
-                on_outcome=write_one,
-                on_progress=_ProgressRecorder(job_id=job.pk),
-            )
-            # Idempotent: what was written as it came is not written twice.
-            rest = [outcome for outcome in outcomes if outcome.key not in written]
-            if rest:
-                _db_step(_write_outcomes, job_id=job.pk, outcomes=rest, info=info)
-            batch_index += 1
+        batch_count = _draft_claimed_batches(job=job, hostname=hostname, backend=backend, info=info)
     except _JobStopped:
         logger.info("Job %s stopped during a batch: the rest of it is not generated", job.pk)
         return
@@ -569,8 +516,77 @@ def _job_run(*, job: GenerationJob, hostname: str, backend: BaseBackend | None) 
             detail=f"{type(exc).__name__}: {exc}",
         )
         return
+    if batch_count is None:
+        return  # the job stopped between two batches
     _db_step(_finish_if_done, job.pk)
-    logger.info("Job %s: this worker drafted %s batch(es)", job.pk, batch_index)
+    logger.info("Job %s: this worker drafted %s batch(es)", job.pk, batch_count)
+
+
+def _draft_claimed_batches(
+    *,
+    job: GenerationJob,
+    hostname: str,
+    backend: BaseBackend,
+    info: dict,
+    model_version_id: int | None = None,
+) -> int | None:
+    """Claim the job's drafts batch after batch and draft them with `backend`, each written
+    as soon as it is final; model_version_id: only those planned for that (candidate) version.
+
+    Returns the number of batches drafted, None when the job stopped between two batches;
+    _JobStopped when it stopped during one (a cancel, within a progress interval).
+    """
+    assignment = job.assignment
+    names, banned = _db_step(_job_word_lists, assignment)
+    school = assignment.school_class.school
+    size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(
+        backend, rows=_db_step(_job_remaining, job.pk)
+    )
+    batch_count = 0
+    while True:
+        status = _db_step(_job_status, job.pk)
+        if status != GenerationJob.Status.RUNNING:
+            logger.info("Job %s is %s: stopping", job.pk, status)
+            return None
+        batch = _db_step(
+            _claim_batch, job=job, hostname=hostname, size=size, model_version_id=model_version_id
+        )
+        if not batch:
+            return batch_count
+        seed = None if job.seed is None else job.seed + batch[0].pk * 1000
+        written: set[str] = set()
+
+        def write_one(outcome: DraftOutcome, written=written) -> None:
+            # Each draft as soon as it is final: the page shows it while the others of the
+            # batch (the whole class, on a CPU) are still being written.
+            _db_step(
+                _write_outcomes, job_id=job.pk, outcomes=[outcome], info=info, hostname=hostname
+            )
+            written.add(outcome.key)
+
+        outcomes = draft_with_checks(
+            backend=backend,
+            items=[
+                DraftItem(
+                    key=str(draft.pk),
+                    messages=draft.prompt_messages,
+                    forbidden_names=names,
+                    banned_phrases=banned,
+                    max_chars=school.appreciation_max_chars,
+                    typographic_spaces=school.typographic_spaces,
+                )
+                for draft in batch
+            ],
+            max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,
+            seed=seed,
+            on_outcome=write_one,
+            on_progress=_ProgressRecorder(job_id=job.pk),
+        )
+        # Idempotent: what was written as it came is not written twice.
+        rest = [outcome for outcome in outcomes if outcome.key not in written]
+        if rest:
+            _db_step(_write_outcomes, job_id=job.pk, outcomes=rest, info=info)
+        batch_count += 1
 
 
 def _job_status(job_id: int) -> str:
@@ -701,6 +717,9 @@ def _draft_candidate_share(*, job: GenerationJob, hostname: str, active: ModelVe
         return True
     try:
         _draft_with_candidate(job=job, hostname=hostname, candidate=candidate)
+    except _JobStopped:
+        logger.info("Job %s stopped during the candidate's batch", job.pk)
+        return False
     except DB_ERRORS:
         raise  # not the job's fault: job_run leaves it to the recovery
     except Exception as exc:
@@ -723,30 +742,7 @@ def _draft_with_candidate(*, job: GenerationJob, hostname: str, candidate: Model
         logger.error("Job %s: candidate %s not loaded (%s)", job.pk, candidate.name, exc)
         _db_step(drafts_unplan_candidate, job_id=job.pk, candidate=candidate)
         return
-    names, banned = _db_step(_job_word_lists, job.assignment)
-    school = job.assignment.school_class.school
     info = {**backend.model_info(), "model_version_id": candidate.pk}
-    size = settings.APPRECIATION_BATCH_SIZE or _backend_batch_size(backend)
-    while _db_step(_job_status, job.pk) == GenerationJob.Status.RUNNING:
-        batch = _db_step(
-            _claim_batch, job=job, hostname=hostname, size=size, model_version_id=candidate.pk
-        )
-        if not batch:
-            break
-        outcomes = draft_with_checks(
-            backend=backend,
-            items=[
-                DraftItem(
-                    key=str(draft.pk),
-                    messages=draft.prompt_messages,
-                    forbidden_names=names,
-                    banned_phrases=banned,
-                    max_chars=school.appreciation_max_chars,
-                    typographic_spaces=school.typographic_spaces,
-                )
-                for draft in batch
-            ],
-            max_attempts=settings.APPRECIATION_MAX_ATTEMPTS,
-            seed=None if job.seed is None else job.seed + batch[0].pk * 1000,
-        )
-        _db_step(_write_outcomes, job_id=job.pk, outcomes=outcomes, info=info)
+    _draft_claimed_batches(
+        job=job, hostname=hostname, backend=backend, info=info, model_version_id=candidate.pk
+    )

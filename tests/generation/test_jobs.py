@@ -551,9 +551,9 @@ def count_claims(monkeypatch) -> list[int]:
     sizes = []
     real_claim = runner._claim_batch
 
-    def claim(*, job, hostname, size):
+    def claim(*, job, hostname, size, **kwargs):
         sizes.append(size)
-        return real_claim(job=job, hostname=hostname, size=size)
+        return real_claim(job=job, hostname=hostname, size=size, **kwargs)
 
     monkeypatch.setattr(runner, "_claim_batch", claim)
     return sizes
