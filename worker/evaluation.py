@@ -9,7 +9,6 @@ loads it again.
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import torch
 
-from generation.backends import GenerationRequest, reset_backend_cache
+from generation.backends import GenerationRequest, release_backends
 
 from .backends.transformers import (
     TransformersBackend,
@@ -55,7 +54,8 @@ def evaluate_model(
     keys = [example["key"] for example in examples]
     if len(set(keys)) != len(keys):
         raise ValueError("Evaluation example keys must be unique.")
-    release_cached_models()
+    # The worker's drafting model first: one model in memory at a time.
+    release_backends()
     options = {**(backend_options or {}), "batch_size": batch_size}
     backend = TransformersBackend(base_model=base_model, adapter=adapter, **options)
     started = time.monotonic()
@@ -76,7 +76,7 @@ def evaluate_model(
             seed=seed,
         )
     finally:
-        release_backend(backend)
+        backend.release()
     seconds = time.monotonic() - started
     logger.info(
         "Evaluated %s (%d rows, %d reference tokens) in %.1f s", adapter, len(keys), tokens, seconds
@@ -162,22 +162,3 @@ def reference_nll(
             total += float(nll[mask].double().sum())
         tokens += sum(answer_lengths)
     return total, tokens
-
-
-def release_backend(backend: TransformersBackend) -> None:
-    """Drop a backend's model and give its memory back before the next one loads."""
-    device = backend.device
-    backend.model = None
-    backend.tokenizer = None
-    backend._prefixes.clear()
-    gc.collect()
-    if device is not None and device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def release_cached_models() -> None:
-    """Forget the drafting model this process holds (it is loaded again for the next job)."""
-    reset_backend_cache()
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from generation.adapter_files import adapter_weights_sha256
+from generation.backends import release_backends
 from worker.testing import LORA_TARGET_MODULES
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,9 @@ def train_adapter(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     device = _device(options.device)
+    # The drafting model this worker holds goes first: the run shares the worker's GPU, and a
+    # 3B model beside the one in training would not fit a 24 GB card. The next job reloads it.
+    release_backends()
     tokenizer = _load_tokenizer(base_model=base_model, adapter=start_adapter)
     model = _load_trainable_model(
         base_model=base_model, adapter=start_adapter, device=device, options=options

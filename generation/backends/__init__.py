@@ -22,6 +22,7 @@ from .base import (
     ResultCallback,
     get_backend,
     get_only_backend,
+    release_backends,
     reset_backend_cache,
 )
 from .locmem import LocmemBackend
@@ -47,5 +48,6 @@ __all__ = [
     "ResultCallback",
     "get_backend",
     "get_only_backend",
+    "release_backends",
     "reset_backend_cache",
 ]

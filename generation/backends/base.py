@@ -216,6 +216,17 @@ def get_only_backend(path: str | None = None, **options: Any) -> BaseBackend:
     return get_backend(path, **options)
 
 
+def release_backends() -> None:
+    """Release every backend this process holds and forget them (a training run or an
+    evaluation is about to load models of its own: never two 3B models at once); the next
+    job loads its model again."""
+    with _cache_lock:
+        backends = list(_cache.values())
+        _cache.clear()
+    for backend in backends:
+        backend.release()
+
+
 def reset_backend_cache() -> None:
     """Forget every cached backend (tests; a worker that must reload its model)."""
     with _cache_lock:

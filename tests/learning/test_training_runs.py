@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from generation.adapter_files import adapter_weights_sha256
-from generation.backends import GenerationRequest
+from generation.backends import GenerationRequest, get_backend
 from generation.models import GenerationJob, ModelVersion
 from generation.prompts import PromptInputs, build_messages
 from learning import tasks
@@ -98,9 +98,19 @@ def test_a_run_learns_and_its_candidate_drafts_in_the_real_backend(
     assert run.state == TrainingRun.State.QUEUED and run.parent_version == active
     assert sum(run.data["rows"].values()) == 240 and run.data["rows"]["validation"] > 0
 
+    # The worker's drafting model, loaded by an earlier job.
+    drafting = get_backend(base_model=active.base_model, adapter=active.adapter, test_model=True)
+    drafting.load()
+
     run = training_run_execute(run_id=run.pk, hostname="gpu-test")
 
     assert run.state == TrainingRun.State.FINISHED, run.error_message
+    # Released before the training loaded its own model (one model on the GPU at a time).
+    assert (
+        drafting.model is None
+        and get_backend(base_model=active.base_model, adapter=active.adapter, test_model=True)
+        is not drafting
+    )
     progress = run.progress
     assert progress["step"] == progress["total_steps"] == 24
     evals = progress["eval_loss"]

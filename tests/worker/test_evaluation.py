@@ -173,6 +173,7 @@ def test_the_drafting_model_of_the_process_is_released_first(tiny_model, setting
         seed=1,
         backend_options={"device": "cpu", "max_new_tokens": 2},
     )
-    # Forgotten by the process: the next job loads a fresh one.
+    # Released and forgotten by the process: the next job loads a fresh one.
+    assert drafting.model is None
     assert get_backend() is not drafting
     reset_backend_cache()
